@@ -1,0 +1,22 @@
+"""Help menu action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.catalogue import get_catalogue
+from bot.help import help_text
+
+
+class ActionHelp(Action):
+    def name(self) -> str:
+        return "action_help"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        dispatcher.utter_message(text=help_text(get_catalogue()))
+        return []

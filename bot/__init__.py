@@ -1,0 +1,1 @@
+"""Domain logic of the proactive public-service assistant (no Rasa imports here)."""

@@ -1,0 +1,200 @@
+"""Command line: `python -m bot {migrate,import,seed,demo-citizens,officer,catalogue}`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import sys
+import time
+from pathlib import Path
+
+from bot.catalogue import CatalogueError, get_catalogue, load_catalogue
+from bot.config import load_settings
+from bot.db import get_engine, unit_of_work
+from bot.migrate import upgrade
+from bot.pii import configure_logging
+from bot.tabular import FileFormatError
+
+
+class Progress:
+    """Progress lines on stderr at most every `every` seconds, and a final one."""
+
+    def __init__(self, label: str, every: float = 1.0) -> None:
+        self.label, self.every, self.last, self.start = label, every, 0.0, time.monotonic()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every and done != total:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        share = f"/{total:,} ({100 * done / total:.0f} %)" if total else ""
+        print(f"{self.label}: {done:,}{share}, {rate:,.0f}/s", file=sys.stderr, flush=True)
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    upgrade(load_settings().database_url)
+    print("Cơ sở dữ liệu đã ở phiên bản mới nhất.")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bot.importer import import_file
+
+    upgrade(load_settings().database_url)
+    try:
+        report = import_file(
+            get_engine(), get_catalogue(), args.kind, Path(args.file), Progress("Đang nhập")
+        )
+    except FileFormatError as exc:
+        print(f"Lỗi: {exc}. Không có dòng nào được ghi.", file=sys.stderr)
+        return 2
+    for row in report.rejected:
+        print(f"Dòng {row.line}: {row.reason}")
+    print(
+        f"Loại '{report.kind}': {report.rows} dòng; thêm mới {report.inserted}, cập nhật "
+        f"{report.updated}, không đổi {report.unchanged}, bị từ chối {len(report.rejected)}."
+    )
+    return 1 if report.rejected else 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from bot.models import Citizen
+    from bot.seed import seed
+
+    upgrade(load_settings().database_url)
+    engine = get_engine()
+    if args.if_empty:
+        with engine.connect() as conn:
+            if conn.execute(select(func.count()).select_from(Citizen.__table__)).scalar_one():
+                return 0
+    try:
+        report = seed(
+            engine,
+            get_catalogue(),
+            args.citizens,
+            args.seed,
+            args.today,
+            Progress("Đang tạo dữ liệu mẫu"),
+        )
+    except RuntimeError as exc:
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Đã tạo {report.citizens:,} công dân, {report.businesses:,} doanh nghiệp, "
+        f"{report.records:,} bản ghi giấy tờ."
+    )
+    return 0
+
+
+def cmd_demo_citizens(args: argparse.Namespace) -> int:
+    from bot.due import citizens_with_dues
+
+    upgrade(load_settings().database_url)
+    catalogue = get_catalogue()
+    if args.service and args.service not in {s.code for s in catalogue.services}:
+        print(f"Lỗi: không có thủ tục '{args.service}'", file=sys.stderr)
+        return 2
+    today = args.today or dt.date.today()
+    shown = 0
+    print("Demo data only: full ID numbers and phones are shown so testers can log in.")
+    print(f"{'ID number':<13} {'phone':<11} {'name':<28} services due (deadline)")
+    with unit_of_work() as session:
+        for citizen, items in citizens_with_dues(
+            session, catalogue, today, args.days, args.service
+        ):
+            dues = ", ".join(f"{i.service.code} ({i.due.deadline:%d/%m/%Y})" for i in items)
+            print(f"{citizen.cccd:<13} {citizen.phone or '-':<11} {citizen.full_name:<28} {dues}")
+            shown += 1
+            if shown >= args.limit:
+                break
+    if not shown:
+        print("(no citizen has a service due; run `python -m bot seed --citizens 1000`)")
+    return 0
+
+
+def cmd_officer_add(args: argparse.Namespace) -> int:
+    from bot.officers import add_officer
+
+    upgrade(load_settings().database_url)
+    if sys.stdin.isatty():
+        password = getpass.getpass("Mật khẩu: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        with unit_of_work() as session:
+            add_officer(session, args.username, password, args.role)
+    except ValueError as exc:
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return 1
+    print(f"Đã tạo tài khoản '{args.username}' với vai trò {args.role}.")
+    return 0
+
+
+def cmd_catalogue_check(args: argparse.Namespace) -> int:
+    path = args.file or load_settings().catalogue_path
+    try:
+        catalogue = load_catalogue(path)
+    except CatalogueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"{path}: {len(catalogue.services)} services, {len(catalogue.record_kinds)} record kinds OK"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("import", help="import a department's CSV/.xlsx list")
+    p.add_argument("--kind", required=True, help="citizen, business or a record kind")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("seed", help="generate deterministic synthetic demo data")
+    p.add_argument("--citizens", type=int, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--today", type=_date, help="reference date (default: today)")
+    p.add_argument("--if-empty", action="store_true", help="do nothing if citizens exist")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("demo-citizens", help="list demo citizens with services due")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--service", help="only this service code")
+    p.add_argument("--days", type=int, default=60, help="horizon in days")
+    p.add_argument("--today", type=_date)
+    p.set_defaults(func=cmd_demo_citizens)
+
+    p = sub.add_parser("officer", help="console accounts")
+    officer = p.add_subparsers(dest="officer_command", required=True)
+    p = officer.add_parser("add", help="create an account (password read from stdin)")
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=["officer", "supervisor", "admin"])
+    p.set_defaults(func=cmd_officer_add)
+
+    p = sub.add_parser("catalogue", help="service catalogue tools")
+    cat = p.add_subparsers(dest="catalogue_command", required=True)
+    p = cat.add_parser("check", help="validate the catalogue file")
+    p.add_argument("file", nargs="?")
+    p.set_defaults(func=cmd_catalogue_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

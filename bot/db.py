@@ -1,0 +1,52 @@
+"""Engine and unit-of-work sessions. Nothing connects at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import load_settings
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets foreign keys and WAL so readers don't block the writer."""
+    is_sqlite = url.startswith("sqlite")
+    engine = create_engine(
+        url,
+        future=True,
+        pool_pre_ping=not is_sqlite,
+        connect_args={"timeout": 30} if is_sqlite else {},
+    )
+    if is_sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str | None = None) -> Engine:
+    return make_engine(url or load_settings().database_url)
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, future=True, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
+    """One session and one transaction: committed on success, rolled back on any error."""
+    factory = session_factory(engine or get_engine())
+    with factory() as session, session.begin():
+        yield session

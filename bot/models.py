@@ -1,0 +1,263 @@
+"""Database schema (SQLAlchemy 1.4, 2.0 style). Changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, declarative_base, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+
+
+def utcnow() -> dt.datetime:
+    """Timestamps are stored as naive UTC so SQLite and PostgreSQL compare them the same way."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _created() -> Column:
+    return Column(DateTime, nullable=False, default=utcnow)
+
+
+def _updated() -> Column:
+    return Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Citizen(Base):
+    """Mirror of what the national population database returns for one person."""
+
+    __tablename__ = "citizens"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    cccd: Mapped[str] = Column(String(12), nullable=False, unique=True)
+    full_name: Mapped[str] = Column(String(120), nullable=False)
+    date_of_birth: Mapped[dt.date] = Column(Date, nullable=False, index=True)
+    sex: Mapped[str] = Column(String(1), nullable=False)
+    phone: Mapped[str | None] = Column(String(15), index=True)
+    email: Mapped[str | None] = Column(String(254))
+    permanent_address: Mapped[str | None] = Column(String(255))
+    temporary_address: Mapped[str | None] = Column(String(255))
+    commune: Mapped[str | None] = Column(String(120), index=True)
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (CheckConstraint("sex IN ('M', 'F')", name="sex"),)
+
+
+class Business(Base):
+    __tablename__ = "businesses"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    tax_code: Mapped[str] = Column(String(14), nullable=False, unique=True)
+    name: Mapped[str] = Column(String(255), nullable=False)
+    address: Mapped[str | None] = Column(String(255))
+    commune: Mapped[str | None] = Column(String(120), index=True)
+    phone: Mapped[str | None] = Column(String(15))
+    email: Mapped[str | None] = Column(String(254))
+    representative_id: Mapped[int | None] = Column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    representative = relationship(Citizen)
+
+
+class Record(Base):
+    """Any document or event the state holds about a person or business.
+
+    One generic table (kind + number + dates + attributes) instead of a table per kind: the
+    catalogue says which kind triggers which service, and scans filter by (kind, date).
+    """
+
+    __tablename__ = "records"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    kind: Mapped[str] = Column(String(40), nullable=False)
+    number: Mapped[str] = Column(String(60), nullable=False)
+    citizen_id: Mapped[int | None] = Column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
+    business_id: Mapped[int | None] = Column(
+        ForeignKey("businesses.id", ondelete="CASCADE"), index=True
+    )
+    issued_on: Mapped[dt.date | None] = Column(Date)
+    valid_until: Mapped[dt.date | None] = Column(Date)
+    event_date: Mapped[dt.date | None] = Column(Date)
+    attributes: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    source: Mapped[str] = Column(String(40), nullable=False, default="import")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (
+        UniqueConstraint("kind", "number", name="uq_records_kind_number"),
+        CheckConstraint("citizen_id IS NOT NULL OR business_id IS NOT NULL", name="has_subject"),
+        Index("ix_records_kind_valid_until", "kind", "valid_until"),
+        Index("ix_records_kind_event_date", "kind", "event_date"),
+    )
+
+
+class ChannelBinding(Base):
+    """Proof that a channel user is a given citizen; the only source of identity in actions."""
+
+    __tablename__ = "channel_bindings"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    channel_user_id: Mapped[str] = Column(String(128), nullable=False)
+    citizen_id: Mapped[int] = Column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    method: Mapped[str] = Column(String(20), nullable=False, default="otp")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (
+        UniqueConstraint("channel", "channel_user_id", name="uq_channel_bindings_user"),
+    )
+
+
+class Dossier(Base):
+    __tablename__ = "dossiers"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    code: Mapped[str] = Column(String(24), nullable=False, unique=True)
+    service_code: Mapped[str] = Column(String(40), nullable=False, index=True)
+    citizen_id: Mapped[int | None] = Column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    business_id: Mapped[int | None] = Column(
+        ForeignKey("businesses.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = Column(String(20), nullable=False, index=True)
+    fields: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    channel: Mapped[str | None] = Column(String(20))
+    idempotency_key: Mapped[str | None] = Column(String(80), unique=True)
+    submitted_at: Mapped[dt.datetime | None] = Column(DateTime, index=True)
+    expected_on: Mapped[dt.date | None] = Column(Date)
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    history = relationship(
+        "DossierStatusChange", order_by="DossierStatusChange.id", back_populates="dossier"
+    )
+
+
+class DossierStatusChange(Base):
+    __tablename__ = "dossier_status_history"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    dossier_id: Mapped[int] = Column(
+        ForeignKey("dossiers.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    status: Mapped[str] = Column(String(20), nullable=False)
+    note: Mapped[str | None] = Column(Text)
+    changed_by: Mapped[str] = Column(String(80), nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+    dossier = relationship(Dossier, back_populates="history")
+
+
+class Consent(Base):
+    """What the citizen saw and agreed to, kept even when their chat history is erased."""
+
+    __tablename__ = "consents"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    citizen_id: Mapped[int | None] = Column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    service_code: Mapped[str] = Column(String(40), nullable=False)
+    dossier_id: Mapped[int | None] = Column(
+        ForeignKey("dossiers.id", ondelete="SET NULL"), index=True
+    )
+    shown: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class Reminder(Base):
+    """Outbox of proactive reminders; the unique key makes scans idempotent."""
+
+    __tablename__ = "reminders"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    subject_type: Mapped[str] = Column(String(10), nullable=False)
+    subject_id: Mapped[int] = Column(Integer, nullable=False)
+    service_code: Mapped[str] = Column(String(40), nullable=False)
+    event_key: Mapped[str] = Column(String(80), nullable=False)
+    stage: Mapped[int] = Column(SmallInteger, nullable=False)
+    record_id: Mapped[int | None] = Column(ForeignKey("records.id", ondelete="SET NULL"))
+    due_on: Mapped[dt.date] = Column(Date, nullable=False)
+    state: Mapped[str] = Column(String(16), nullable=False, default="pending")
+    send_after: Mapped[dt.datetime | None] = Column(DateTime)
+    attempts: Mapped[int] = Column(SmallInteger, nullable=False, default=0)
+    last_error: Mapped[str | None] = Column(Text)
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (
+        UniqueConstraint(
+            "subject_type",
+            "subject_id",
+            "service_code",
+            "event_key",
+            "stage",
+            name="uq_reminders_event_stage",
+        ),
+        CheckConstraint("subject_type IN ('citizen', 'business')", name="subject_type"),
+        Index("ix_reminders_state_send_after", "state", "send_after"),
+        Index("ix_reminders_subject", "subject_type", "subject_id"),
+    )
+
+
+class SatisfactionRating(Base):
+    __tablename__ = "satisfaction_ratings"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    dossier_id: Mapped[int | None] = Column(
+        ForeignKey("dossiers.id", ondelete="SET NULL"), index=True
+    )
+    citizen_id: Mapped[int | None] = Column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    service_code: Mapped[str | None] = Column(String(40), index=True)
+    rating: Mapped[int] = Column(SmallInteger, nullable=False)
+    comment: Mapped[str | None] = Column(Text)
+    channel: Mapped[str | None] = Column(String(20))
+    created_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
+
+
+class Officer(Base):
+    __tablename__ = "officers"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    username: Mapped[str] = Column(String(64), nullable=False, unique=True)
+    password_hash: Mapped[str] = Column(String(255), nullable=False)
+    role: Mapped[str] = Column(String(16), nullable=False)
+    active: Mapped[bool] = Column(Boolean, nullable=False, default=True)
+    last_login_at: Mapped[dt.datetime | None] = Column(DateTime)
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (CheckConstraint("role IN ('officer', 'supervisor', 'admin')", name="role"),)
+
+
+class AuditEntry(Base):
+    """Who touched which personal data or privileged function, and why."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    actor: Mapped[str] = Column(String(80), nullable=False, index=True)
+    action: Mapped[str] = Column(String(60), nullable=False, index=True)
+    target_type: Mapped[str | None] = Column(String(40))
+    target_id: Mapped[str | None] = Column(String(80))
+    detail: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    created_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)

@@ -1,0 +1,110 @@
+"""Start every process of the assistant on embedded defaults; Ctrl-C (or one dying) stops all.
+
+Used by `make run`. Each child gets the project's environment; ports come from RASA_PORT and
+ACTION_PORT. The Rasa HTTP API requires a token: RASA_AUTH_TOKEN, or one generated once into
+var/rasa_auth_token (readable only by the owner).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.config import var_dir  # noqa: E402
+
+
+def auth_token() -> str:
+    token = os.environ.get("RASA_AUTH_TOKEN")
+    if token:
+        return token
+    path = var_dir() / "rasa_auth_token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def commands() -> dict[str, list[str]]:
+    bin_dir = Path(sys.executable).parent
+    host = os.environ.get("RASA_HOST", "127.0.0.1")
+    return {
+        "action server": [
+            str(bin_dir / "rasa"),
+            "run",
+            "actions",
+            "--actions",
+            "actions",
+            "--port",
+            os.environ.get("ACTION_PORT", "5055"),
+        ],
+        "rasa server": [
+            str(bin_dir / "rasa"),
+            "run",
+            "--enable-api",
+            "--auth-token",
+            auth_token(),
+            "--interface",
+            host,
+            "--port",
+            os.environ.get("RASA_PORT", "5005"),
+            "--model",
+            str(ROOT / "models"),
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "credentials.yml",
+            "--log-file",
+            str(var_dir() / "rasa.log"),
+        ],
+    }
+
+
+def main() -> int:
+    env = {**os.environ, "SANIC_HOST": os.environ.get("ACTION_HOST", "127.0.0.1")}
+    children: dict[str, subprocess.Popen] = {}
+    for name, cmd in commands().items():
+        print(f"starting {name}", flush=True)
+        children[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    token_from = "RASA_AUTH_TOKEN" if os.environ.get("RASA_AUTH_TOKEN") else "var/rasa_auth_token"
+    port = os.environ.get("RASA_PORT", "5005")
+    print(
+        f"Rasa API on http://127.0.0.1:{port} (token: {token_from}); Ctrl-C stops all.", flush=True
+    )
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with code {proc.returncode}; stopping the others", flush=True)
+                exit_code, stopping = proc.returncode or 1, True
+                break
+        time.sleep(0.5)
+    for proc in children.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""`make shell`: talk to the assistant in the terminal, with the action server running.
+
+Reuses an action server already listening (e.g. from `make run`), else starts one for the
+session and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main() -> int:
+    port = int(os.environ.get("ACTION_PORT", "5055"))
+    actions = None
+    if not listening(port):
+        env = {**os.environ, "SANIC_HOST": "127.0.0.1"}
+        cmd = [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)]
+        actions = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        for _ in range(120):
+            if listening(port):
+                break
+            time.sleep(0.5)
+    shell_port = os.environ.get("RASA_SHELL_PORT", "5006")
+    try:
+        return subprocess.call(
+            [
+                str(BIN / "rasa"),
+                "shell",
+                "--model",
+                "models",
+                "--endpoints",
+                "endpoints.yml",
+                "--port",
+                shell_port,
+            ],
+            cwd=ROOT,
+        )
+    finally:
+        if actions is not None:
+            actions.terminate()
+            actions.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
