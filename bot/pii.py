@@ -49,10 +49,15 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Root logging with the masking filter on every handler (ours and those added later)."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def install_masking() -> None:
+    """Put the masking filter on every root handler (filters on loggers miss propagated records)."""
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Root logging for our own commands, masked."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    install_masking()

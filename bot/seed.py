@@ -11,8 +11,11 @@ import datetime as dt
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -33,163 +36,11 @@ BUSINESS_PLANT_EVERY = 20
 CITIZENS_PER_BUSINESS = 20
 HORIZON_DAYS = 60
 
-FAMILY = [
-    ("Nguyễn", 30),
-    ("Trần", 11),
-    ("Lê", 9),
-    ("Phạm", 7),
-    ("Hoàng", 5),
-    ("Huỳnh", 4),
-    ("Phan", 4),
-    ("Vũ", 4),
-    ("Võ", 4),
-    ("Đặng", 2),
-    ("Bùi", 2),
-    ("Đỗ", 2),
-    ("Hồ", 2),
-    ("Ngô", 2),
-    ("Dương", 1),
-    ("Lý", 1),
-    ("Đinh", 1),
-    ("Trương", 1),
-]
-MIDDLE = {
-    "M": ["Văn", "Hữu", "Đức", "Minh", "Quang", "Công", "Thành", "Xuân", "Anh"],
-    "F": ["Thị", "Ngọc", "Thu", "Thanh", "Kim", "Mỹ", "Thị Thu", "Hồng", "Bích"],
-}
-GIVEN = {
-    "M": [
-        "An",
-        "Bình",
-        "Cường",
-        "Dũng",
-        "Hải",
-        "Hùng",
-        "Khánh",
-        "Long",
-        "Minh",
-        "Nam",
-        "Phong",
-        "Quân",
-        "Sơn",
-        "Thắng",
-        "Tuấn",
-        "Việt",
-        "Hiếu",
-        "Trung",
-        "Lộc",
-        "Tài",
-    ],
-    "F": [
-        "Anh",
-        "Châu",
-        "Dung",
-        "Giang",
-        "Hà",
-        "Hạnh",
-        "Hoa",
-        "Hương",
-        "Lan",
-        "Linh",
-        "Mai",
-        "Ngân",
-        "Nhung",
-        "Phương",
-        "Thảo",
-        "Trang",
-        "Vy",
-        "Yến",
-        "Loan",
-        "Tâm",
-    ],
-}
-# Ê Đê and M'nông names: a given name after Y (men) or H' (women), then the clan name.
-EDE_GIVEN = ["Bia", "Moan", "Jut", "Blô", "Hen", "Nun", "Mai", "Linh", "Ngơn", "Krư"]
-EDE_CLAN = ["Niê", "Mlô", "Ê Ban", "Byă", "Ksơr", "Adrơng", "Buôn Yă", "Hwing", "Êñuôl"]
-COMMUNES = [
-    "phường Buôn Ma Thuột",
-    "phường Tân An",
-    "phường Tân Lập",
-    "phường Thành Nhất",
-    "phường Ea Kao",
-    "phường Buôn Hồ",
-    "phường Cư Bao",
-    "phường Tuy Hòa",
-    "phường Sông Cầu",
-    "xã Ea Súp",
-    "xã Krông Năng",
-    "xã Ea H'leo",
-    "xã Cư M'gar",
-    "xã Krông Pắc",
-    "xã Ea Kar",
-    "xã M'Drắk",
-    "xã Liên Sơn Lắk",
-    "xã Krông Bông",
-    "xã Krông Ana",
-    "xã Buôn Đôn",
-    "xã Cư Kuin",
-    "xã Hòa Phú",
-    "xã Ea Tam",
-    "xã Dray Bhăng",
-]
-STREETS = [
-    "Lê Duẩn",
-    "Nguyễn Tất Thành",
-    "Phan Bội Châu",
-    "Y Jut",
-    "Hùng Vương",
-    "Trần Phú",
-    "Mai Hắc Đế",
-    "Ngô Quyền",
-    "Lê Thánh Tông",
-    "Y Ngông",
-    "Hai Bà Trưng",
-    "Giải Phóng",
-]
-PHONE_PREFIXES = [
-    "090",
-    "091",
-    "093",
-    "094",
-    "096",
-    "097",
-    "098",
-    "032",
-    "033",
-    "034",
-    "035",
-    "036",
-    "037",
-    "038",
-    "039",
-    "070",
-    "076",
-    "077",
-    "078",
-    "079",
-    "081",
-    "083",
-    "084",
-    "085",
-    "086",
-    "088",
-    "089",
-]
-BUSINESS_TYPES = ["Công ty TNHH", "Công ty Cổ phần", "Hộ kinh doanh", "Hợp tác xã"]
-BUSINESS_NAMES = [
-    "Cà phê Ban Mê",
-    "Thương mại Tây Nguyên",
-    "Xăng dầu Ea Kar",
-    "Gas Hoàng Long",
-    "Du lịch Hồ Lắk",
-    "Khách sạn Cao Nguyên",
-    "Nông sản Krông Pắc",
-    "Nước sạch Ea Tam",
-    "Thực phẩm Buôn Đôn",
-    "Y tế Thiên Ân",
-    "Rượu cần Đắk Lắk",
-    "Sầu riêng Cư M'gar",
-]
+
+@lru_cache(maxsize=1)
+def vocabulary() -> dict[str, Any]:
+    """Names, places and prefixes the generator draws from (bot/demo_data.yml)."""
+    return yaml.safe_load((Path(__file__).parent / "demo_data.yml").read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -200,8 +51,12 @@ class Plant:
     slot: int
 
 
-def _weighted(rng: random.Random, items: list[tuple[str, int]]) -> str:
-    return rng.choices([i for i, _ in items], weights=[w for _, w in items])[0]
+def _pick(rng: random.Random, name: str) -> str:
+    """A random entry of a vocabulary list; for a mapping, weighted by its values."""
+    items = vocabulary()[name]
+    if isinstance(items, dict):
+        return rng.choices(list(items), weights=list(items.values()))[0]
+    return rng.choice(items)
 
 
 def _scramble(index: int, modulus: int, salt: int) -> int:
@@ -212,13 +67,17 @@ def _scramble(index: int, modulus: int, salt: int) -> int:
 def person_name(rng: random.Random, sex: str) -> str:
     if rng.random() < 0.08:
         prefix = "Y " if sex == "M" else "H'"
-        return f"{prefix}{rng.choice(EDE_GIVEN)} {rng.choice(EDE_CLAN)}"
-    return f"{_weighted(rng, FAMILY)} {rng.choice(MIDDLE[sex])} {rng.choice(GIVEN[sex])}"
+        return f"{prefix}{_pick(rng, 'ede_given_names')} {_pick(rng, 'ede_clans')}"
+    words = vocabulary()
+    family = _pick(rng, "family_names")
+    return (
+        f"{family} {rng.choice(words['middle_names'][sex])} {rng.choice(words['given_names'][sex])}"
+    )
 
 
 def _address(rng: random.Random, commune: str) -> str:
     if commune.startswith("phường"):
-        return f"Số {rng.randint(1, 399)} {rng.choice(STREETS)}, {commune}, tỉnh Đắk Lắk"
+        return f"Số {rng.randint(1, 399)} {_pick(rng, 'streets')}, {commune}, tỉnh Đắk Lắk"
     return f"Thôn {rng.randint(1, 15)}, {commune}, tỉnh Đắk Lắk"
 
 
@@ -256,14 +115,15 @@ class Generator:
             sex, dob = "F", self.today - dt.timedelta(days=rng.randint(21 * 365, 38 * 365))
         century_sex = (dob.year // 100 - 19) * 2 + (0 if sex == "M" else 1)
         cccd = f"066{century_sex}{dob.year % 100:02d}{_scramble(index, 1_000_000, self.seed):06d}"
-        commune = rng.choice(COMMUNES)
+        commune = _pick(rng, "communes")
         citizen = {
             "id": row_id,
             "cccd": cccd,
             "full_name": person_name(rng, sex),
             "date_of_birth": dob,
             "sex": sex,
-            "phone": rng.choice(PHONE_PREFIXES) + f"{_scramble(index, 10_000_000, self.seed):07d}",
+            "phone": _pick(rng, "phone_prefixes")
+            + f"{_scramble(index, 10_000_000, self.seed):07d}",
             "email": None,
             "permanent_address": _address(rng, commune),
             "temporary_address": None,
@@ -279,18 +139,18 @@ class Generator:
         planted_kind = plant.service.record_kind() if plant else None
         records += self._background(rng, index, row_id, dob, skip=planted_kind)
         if any(r["kind"] == "tam_tru" for r in records):
-            citizen["temporary_address"] = _address(rng, rng.choice(COMMUNES))
+            citizen["temporary_address"] = _address(rng, _pick(rng, "communes"))
         return citizen, records
 
     def business(
         self, index: int, row_id: int, representative_id: int
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rng = self._rng("business", index)
-        commune = rng.choice(COMMUNES)
+        commune = _pick(rng, "communes")
         business = {
             "id": row_id,
             "tax_code": f"60{_scramble(index, 100_000_000, self.seed):08d}",
-            "name": f"{rng.choice(BUSINESS_TYPES)} {rng.choice(BUSINESS_NAMES)} {index + 1}",
+            "name": f"{_pick(rng, 'business_types')} {_pick(rng, 'business_names')} {index + 1}",
             "address": _address(rng, commune),
             "commune": commune,
             "phone": "02" + f"{_scramble(index, 1_000_000_000, self.seed):09d}",
@@ -383,7 +243,7 @@ class Generator:
 
     def _attributes(self, kind: str, rng: random.Random) -> dict[str, Any]:
         values = {
-            "tam_tru": {"dia_chi_tam_tru": _address(rng, rng.choice(COMMUNES))},
+            "tam_tru": {"dia_chi_tam_tru": _address(rng, _pick(rng, "communes"))},
             "gplx": {"hang": rng.choice(["B", "B", "C1", "C"])},
             "ho_chieu": {"noi_cap": "Cục Quản lý xuất nhập cảnh"},
             "birth_notice": {
