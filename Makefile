@@ -47,7 +47,9 @@ shell: $(MODEL_STAMP)
 pytest: $(INSTALLED)
 	$(PY) -m pytest
 
+# Tests of the trained model itself (entity values of /model/parse), then Rasa's own checks.
 rasa-test: $(MODEL_STAMP)
+	$(PY) -m pytest -m model tests/model
 	$(RASA) data validate --data nlu stories --fail-on-warning
 	$(RASA) test core --stories tests/ --model models --fail-on-prediction-errors --out var/rasa-test-results
 

@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.catalogue import get_catalogue
 from bot.help import help_text
+from bot.procedures import service_buttons
 
 
 class ActionHelp(Action):
@@ -18,5 +19,6 @@ class ActionHelp(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(text=help_text(get_catalogue()))
+        catalogue = get_catalogue()
+        dispatcher.utter_message(text=help_text(catalogue), buttons=service_buttons(catalogue))
         return []

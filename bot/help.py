@@ -14,5 +14,8 @@ def help_text(catalogue: Catalogue) -> str:
         by_sector.setdefault(service.sector, []).append(service.short_name)
     lines = [f"Tôi có thông tin về {len(catalogue.services)} thủ tục hành chính:"]
     lines += [f"• {sector}: {', '.join(names)}" for sector, names in by_sector.items()]
-    lines.append("Ông/Bà có thể hỏi tôi về các thủ tục này.")
+    lines.append(
+        "Ông/Bà có thể hỏi giấy tờ cần chuẩn bị, lệ phí hoặc thời gian giải quyết, "
+        'ví dụ: "gia hạn tạm trú cần giấy tờ gì".'
+    )
     return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""Rasa 3.6 graph components for Vietnamese, thin wrappers over bot.text, bot.dates, bot.lexicon.
+
+Pipeline order in config.yml: normaliser → accent augmentation (training only) → tokenizer →
+featurizers → classifier → extractors → value normaliser.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.dates import find_dates
+from bot.lexicon import Lexicon
+from bot.text import normalize_text
+from bot.vn import strip_diacritics
+
+logger = logging.getLogger(__name__)
+FEATURIZER = DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER
+EXTRACTOR = DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR
+
+
+class _Stateless(GraphComponent):
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> _Stateless:
+        return cls(config)
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+
+
+@DefaultV1Recipe.register([FEATURIZER], is_trainable=False)
+class VietnameseTextNormalizer(_Stateless):
+    """NFC and one tone placement before anything else reads the text."""
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for message in training_data.training_examples:
+            text = message.get(TEXT)
+            if text:
+                normalized = normalize_text(text)
+                if len(normalized) == len(text):  # entity offsets must stay valid
+                    message.set(TEXT, normalized)
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            if message.get(TEXT):
+                message.set(TEXT, normalize_text(message.get(TEXT)))
+        return messages
+
+
+@DefaultV1Recipe.register([FEATURIZER], is_trainable=False)
+class AccentStrippedAugmenter(_Stateless):
+    """Training only: adds a copy of every example typed without diacritics.
+
+    Stripping is length-preserving, so the copies keep their entity annotations.
+    """
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        examples = list(training_data.training_examples)
+        seen = {m.get(TEXT) for m in examples}
+        extra = []
+        for message in examples:
+            text = message.get(TEXT)
+            if not text or not message.get(INTENT):
+                continue
+            stripped = strip_diacritics(text)
+            if stripped in seen:
+                continue
+            seen.add(stripped)
+            entities = [{**e, "value": e.get("value")} for e in message.get(ENTITIES, [])]
+            extra.append(
+                Message(data={TEXT: stripped, INTENT: message.get(INTENT), ENTITIES: entities})
+            )
+        logger.debug("accent augmentation added %d examples", len(extra))
+        return training_data.merge(TrainingData(training_examples=extra))
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
+class UndertheseaTokenizer(Tokenizer):
+    """Word segmentation with underthesea's CRF ("gia hạn" as one token), for comparison."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {
+            "intent_tokenization_flag": False,
+            "intent_split_symbol": "_",
+            "token_pattern": None,
+            "prefix_separator_symbol": None,
+        }
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> UndertheseaTokenizer:
+        return cls(config)
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        return ["underthesea"]
+
+    def tokenize(self, message: Message, attribute: str) -> list[Token]:
+        from underthesea import word_tokenize
+
+        text = message.get(attribute)
+        tokens: list[Token] = []
+        offset = 0
+        for word in word_tokenize(text, use_token_normalize=False):
+            for piece in [word] if text.find(word, offset) >= 0 else word.split():
+                start = text.find(piece, offset)
+                if start < 0:
+                    continue
+                tokens.append(Token(piece, start, end=start + len(piece)))
+                offset = start + len(piece)
+        return self._apply_token_pattern(tokens)
+
+
+@DefaultV1Recipe.register([EXTRACTOR], is_trainable=True)
+class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
+    """Service names and ratings from the training data's synonyms and annotations.
+
+    Values come out already mapped ("làm khai sinh" → khai_sinh, "rất hài lòng" → 5), typed
+    with or without diacritics.
+    """
+
+    FILE = "lexicon.json"
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"entities": ["service", "rating"]}
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        phrases: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
+        self._config, self._storage, self._resource = config, model_storage, resource
+        self._phrases = phrases or {}
+        self._lexicon = Lexicon(self._phrases)
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> LexiconEntityExtractor:
+        return cls(config, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        wanted = set(self._config["entities"])
+        entity_of_value: dict[str, str] = {}
+        phrases: dict[str, tuple[str, str]] = {}
+        for message in training_data.entity_examples:
+            for ent in message.get(ENTITIES, []):
+                if ent["entity"] in wanted:
+                    value = str(ent.get("value"))
+                    entity_of_value[value] = ent["entity"]
+                    surface = message.get(TEXT)[ent["start"] : ent["end"]].lower()
+                    phrases[surface] = (ent["entity"], value)
+        for surface, value in training_data.entity_synonyms.items():
+            if value in entity_of_value:
+                phrases.setdefault(surface.lower(), (entity_of_value[value], value))
+        for value, entity in entity_of_value.items():
+            if entity == "rating":
+                phrases.setdefault(f"{value} sao", (entity, value))
+        with self._storage.write_to(self._resource) as path:
+            (path / self.FILE).write_text(json.dumps(phrases, ensure_ascii=False), encoding="utf-8")
+        self._phrases, self._lexicon = phrases, Lexicon(phrases)
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> LexiconEntityExtractor:
+        try:
+            with model_storage.read_from(resource) as path:
+                raw = json.loads((path / cls.FILE).read_text(encoding="utf-8"))
+        except (ValueError, FileNotFoundError):
+            logger.warning("LexiconEntityExtractor has no trained lexicon; extracting nothing")
+            raw = {}
+        return cls(config, model_storage, resource, {k: tuple(v) for k, v in raw.items()})
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            found = [
+                {
+                    "entity": m.entity,
+                    "value": m.value,
+                    "start": m.start,
+                    "end": m.end,
+                    "confidence_entity": 1.0,
+                }
+                for m in self._lexicon.find(message.get(TEXT) or "")
+            ]
+            message.set(
+                ENTITIES,
+                message.get(ENTITIES, []) + self.add_extractor_name(found),
+                add_to_output=True,
+            )
+        return messages
+
+
+@DefaultV1Recipe.register([EXTRACTOR], is_trainable=False)
+class VietnameseDateExtractor(_Stateless, EntityExtractorMixin):
+    """`date` entities as ISO dates, relative to today in the configured time zone."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"timezone": "Asia/Ho_Chi_Minh", "entity": "date"}
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        today = dt.datetime.now(ZoneInfo(self._config["timezone"])).date()
+        for message in messages:
+            found = [
+                {
+                    "entity": self._config["entity"],
+                    "value": m.value.isoformat(),
+                    "start": m.start,
+                    "end": m.end,
+                    "confidence_entity": 1.0,
+                }
+                for m in find_dates(message.get(TEXT) or "", today)
+            ]
+            message.set(
+                ENTITIES,
+                message.get(ENTITIES, []) + self.add_extractor_name(found),
+                add_to_output=True,
+            )
+        return messages
+
+
+@DefaultV1Recipe.register([EXTRACTOR], is_trainable=False)
+class EntityValueNormalizer(_Stateless):
+    """Canonical values of regex entities: digits only for numbers, upper-case dossier codes."""
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            for ent in message.get(ENTITIES, []):
+                value = str(ent.get("value", ""))
+                if ent["entity"] in ("cccd", "phone", "otp"):
+                    ent["value"] = "".join(ch for ch in value if ch.isdigit() or ch == "+")
+                elif ent["entity"] == "dossier_code":
+                    ent["value"] = value.upper()
+        return messages

@@ -1,0 +1,129 @@
+"""Custom Rasa NLU components, run through Rasa's own Message/TrainingData/ModelStorage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from components.vietnamese import (
+    AccentStrippedAugmenter,
+    EntityValueNormalizer,
+    LexiconEntityExtractor,
+    UndertheseaTokenizer,
+    VietnameseDateExtractor,
+    VietnameseTextNormalizer,
+)
+
+CONTEXT = ExecutionContext(GraphSchema({}), "test")
+
+
+def make(cls, **config):  # type: ignore[no-untyped-def]
+    return cls.create({**cls.get_default_config(), **config}, None, None, CONTEXT)
+
+
+def msg(text: str, intent: str | None = None, entities: list[dict] | None = None) -> Message:
+    data = {TEXT: text}
+    if intent:
+        data[INTENT] = intent
+    if entities is not None:
+        data[ENTITIES] = entities
+    return Message(data=data)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tôi muốn gia hạn CCCD số 066190001234, sđt 0912.345.678!",
+        "gia han tam tru o dau vay",
+        "hồ sơ DLK-261120-00042 đến đâu rồi??",
+        "  khoảng   trắng  ",
+    ],
+)
+def test_underthesea_tokens_are_slices_of_the_text(text: str) -> None:
+    tokens = make(UndertheseaTokenizer).tokenize(msg(text), TEXT)
+    assert tokens
+    assert all(text[t.start : t.end] == t.text for t in tokens)
+    assert [t.start for t in tokens] == sorted(t.start for t in tokens)
+
+
+def test_word_segmentation_groups_syllables() -> None:
+    tokens = make(UndertheseaTokenizer).tokenize(msg("Tôi muốn gia hạn tạm trú"), TEXT)
+    assert "gia hạn" in [t.text for t in tokens]
+
+
+def test_normaliser_rewrites_text_but_keeps_training_offsets() -> None:
+    normaliser = make(VietnameseTextNormalizer)
+    (message,) = normaliser.process([msg("hoà giải")])
+    assert message.get(TEXT) == "hòa giải"
+    data = TrainingData([msg("khoẻ", "greet")])
+    assert normaliser.process_training_data(data).training_examples[0].get(TEXT) == "khỏe"
+
+
+def test_augmenter_adds_unaccented_copies_with_the_same_entities() -> None:
+    entity = {"entity": "service", "value": "khai_sinh", "start": 9, "end": 18}
+    data = TrainingData(
+        [msg("tôi muốn khai sinh", "request_service", [entity]), msg("ok", "affirm")]
+    )
+    out = make(AccentStrippedAugmenter).process_training_data(data)
+    texts = {m.get(TEXT): m for m in out.training_examples}
+    assert set(texts) == {"tôi muốn khai sinh", "toi muon khai sinh", "ok"}
+    copy = texts["toi muon khai sinh"]
+    assert copy.get(INTENT) == "request_service"
+    assert copy.get(ENTITIES) == [entity]
+    assert copy.get(TEXT)[9:18] == "khai sinh"
+
+
+def test_lexicon_extractor_learns_synonyms_and_persists(tmp_path: Path) -> None:
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("lexicon")
+    config = LexiconEntityExtractor.get_default_config()
+    extractor = LexiconEntityExtractor.create(config, storage, resource, CONTEXT)
+    ent = {"entity": "service", "value": "gplx_doi", "start": 4, "end": 12}
+    rating = {"entity": "rating", "value": "5", "start": 0, "end": 12}
+    data = TrainingData(
+        [
+            msg("đổi bằng lái", "request_service", [ent]),
+            msg("rất hài lòng", "rate_service", [rating]),
+        ],
+        entity_synonyms={"giấy phép lái xe": "gplx_doi", "tuyệt vời": "5", "unrelated": "x"},
+    )
+    extractor.train(data)
+    loaded = LexiconEntityExtractor.load(config, storage, resource, CONTEXT)
+    (message,) = loaded.process([msg("gia han giay phep lai xe, tuyet voi, 4 sao")])
+    found = [(e["entity"], e["value"]) for e in message.get(ENTITIES)]
+    assert found == [("service", "gplx_doi"), ("rating", "5")]  # "4 sao" only once "4" is known
+    assert {e["extractor"] for e in message.get(ENTITIES)} == {"LexiconEntityExtractor"}
+
+
+def test_date_extractor_resolves_relative_to_local_today() -> None:
+    (message,) = make(VietnameseDateExtractor).process(
+        [msg("nhắc lại ngày mai, hoặc 15 tháng 3 năm 2027")]
+    )
+    today = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    assert [e["value"] for e in message.get(ENTITIES)] == [
+        (today + dt.timedelta(days=1)).isoformat(),
+        "2027-03-15",
+    ]
+
+
+def test_value_normaliser_canonicalises_codes_and_numbers() -> None:
+    entities = [
+        {"entity": "dossier_code", "value": "dlk-261120-00042"},
+        {"entity": "phone", "value": "0905.123.456"},
+        {"entity": "service", "value": "khai_sinh"},
+    ]
+    (message,) = make(EntityValueNormalizer).process([msg("x", entities=entities)])
+    assert [e["value"] for e in message.get(ENTITIES)] == [
+        "DLK-261120-00042",
+        "0905123456",
+        "khai_sinh",
+    ]
