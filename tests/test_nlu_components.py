@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
@@ -16,6 +17,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.vietnamese import (
     AccentStrippedAugmenter,
+    E5SentenceFeaturizer,
     EntityValueNormalizer,
     LexiconEntityExtractor,
     UndertheseaTokenizer,
@@ -127,3 +129,19 @@ def test_value_normaliser_canonicalises_codes_and_numbers() -> None:
         "0905123456",
         "khai_sinh",
     ]
+
+
+def test_e5_featurizer_adds_a_normalised_sentence_vector() -> None:
+    featurizer = E5SentenceFeaturizer.create(
+        E5SentenceFeaturizer.get_default_config(),
+        None,
+        None,
+        ExecutionContext(GraphSchema({}), "e5"),
+    )
+    fee, fee_unaccented, weather = featurizer.process(
+        [msg("lệ phí làm hộ chiếu"), msg("le phi lam ho chieu"), msg("thời tiết hôm nay")]
+    )
+    vectors = [m.get_dense_features(TEXT)[1].features[0] for m in (fee, fee_unaccented, weather)]
+    assert vectors[0].shape == (384,)
+    assert abs(float(np.linalg.norm(vectors[0])) - 1.0) < 1e-3
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
