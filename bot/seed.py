@@ -110,7 +110,8 @@ class Generator:
         records: list[dict[str, Any]] = []
         if plant and isinstance(plant.service.trigger, AgeMilestoneTrigger):
             dob, card = self._planted_id_card(plant.service.trigger, index)
-            records.append(self._record("cccd", index, row_id, issued_on=card))
+            kind = plant.service.trigger.record_kind
+            records.append(self._record(kind, index, row_id, issued_on=card))
         elif plant and isinstance(plant.service.trigger, (EventDeadlineTrigger, JoinedTrigger)):
             sex, dob = "F", self.today - dt.timedelta(days=rng.randint(21 * 365, 38 * 365))
         century_sex = (dob.year // 100 - 19) * 2 + (0 if sex == "M" else 1)

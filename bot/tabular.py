@@ -10,7 +10,7 @@ from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from bot.vn import strip_diacritics
+from bot.vn import fold
 
 MAX_FIELD = 10_000
 Rows = Generator[tuple[int, dict[str, object]], None, None]
@@ -22,7 +22,7 @@ class FileFormatError(ValueError):
 
 def header_key(title: object) -> str:
     """'Số định danh' → 'so_dinh_danh', so departments may keep Vietnamese column titles."""
-    text = strip_diacritics(str(title or "")).strip().lower()
+    text = fold(str(title or "")).strip()
     return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
 
 

@@ -19,10 +19,3 @@ def normalize_text(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text)
     moved = _OPEN_SYLLABLE.sub(lambda m: m.group(1) + m.group(3) + m.group(2), decomposed)
     return unicodedata.normalize("NFC", moved)
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics (length-preserving): for accent-insensitive matching."""
-    from bot.vn import strip_diacritics
-
-    return strip_diacritics(text.lower())

@@ -86,7 +86,7 @@ def parse_date(value: object) -> dt.date:
 
 
 def parse_sex(value: str) -> str:
-    key = strip_diacritics(str(value)).strip().lower()
+    key = fold(str(value)).strip()
     if key in ("nam", "m", "male"):
         return "M"
     if key in ("nu", "f", "female"):
@@ -99,6 +99,11 @@ def strip_diacritics(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text)
     stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
     return unicodedata.normalize("NFC", stripped.replace("đ", "d").replace("Đ", "D"))
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics (length-preserving): for accent-insensitive matching."""
+    return strip_diacritics(text.lower())
 
 
 def add_years(day: dt.date, years: int) -> dt.date:

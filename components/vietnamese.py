@@ -50,7 +50,9 @@ def _append_entities(
     )
 
 
-class _Stateless(GraphComponent):
+class _CreatedFromConfig:
+    """Rasa's `create` for components that need nothing but their config."""
+
     @classmethod
     def create(
         cls,
@@ -58,9 +60,11 @@ class _Stateless(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> _Stateless:
-        return cls(config)
+    ) -> Any:
+        return cls(config)  # type: ignore[call-arg]
 
+
+class _Stateless(_CreatedFromConfig, GraphComponent):
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = config
 
@@ -104,7 +108,7 @@ class AccentStrippedAugmenter(_Stateless):
             if stripped in seen:
                 continue
             seen.add(stripped)
-            entities = [{**e, "value": e.get("value")} for e in message.get(ENTITIES, [])]
+            entities = [dict(e) for e in message.get(ENTITIES, [])]
             extra.append(
                 Message(data={TEXT: stripped, INTENT: message.get(INTENT), ENTITIES: entities})
             )
@@ -116,7 +120,7 @@ class AccentStrippedAugmenter(_Stateless):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
-class UndertheseaTokenizer(Tokenizer):
+class UndertheseaTokenizer(_CreatedFromConfig, Tokenizer):
     """Word segmentation with underthesea's CRF ("gia hạn" as one token), for comparison."""
 
     @staticmethod
@@ -127,16 +131,6 @@ class UndertheseaTokenizer(Tokenizer):
             "token_pattern": None,
             "prefix_separator_symbol": None,
         }
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> UndertheseaTokenizer:
-        return cls(config)
 
     @staticmethod
     def required_packages() -> list[str]:
@@ -234,8 +228,7 @@ class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
         phrases: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         self._config, self._storage, self._resource = config, model_storage, resource
-        self._phrases = phrases or {}
-        self._lexicon = Lexicon(self._phrases)
+        self._lexicon = Lexicon(phrases or {})
 
     @classmethod
     def create(
@@ -266,7 +259,7 @@ class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
                 phrases.setdefault(f"{value} sao", (entity, value))
         with self._storage.write_to(self._resource) as path:
             (path / self.FILE).write_text(json.dumps(phrases, ensure_ascii=False), encoding="utf-8")
-        self._phrases, self._lexicon = phrases, Lexicon(phrases)
+        self._lexicon = Lexicon(phrases)
         return self._resource
 
     @classmethod
@@ -306,8 +299,8 @@ class VietnameseDateExtractor(_Stateless, EntityExtractorMixin):
 
     def process(self, messages: list[Message]) -> list[Message]:
         today = dt.datetime.now(ZoneInfo(self._config["timezone"])).date()
+        entity = self._config["entity"]
         for message in messages:
-            entity = self._config["entity"]
             found = [
                 (entity, m.value.isoformat(), m.start, m.end)
                 for m in find_dates(message.get(TEXT) or "", today)

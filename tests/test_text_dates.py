@@ -9,7 +9,8 @@ import pytest
 
 from bot.dates import find_dates
 from bot.lexicon import Lexicon
-from bot.text import fold, normalize_text
+from bot.text import normalize_text
+from bot.vn import fold
 
 WEDNESDAY = dt.date(2026, 3, 4)
 
