@@ -19,8 +19,6 @@ def var_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     database_url: str
-    dossier_prefix: str
-    timezone: str
     catalogue_path: Path
 
 
@@ -28,8 +26,6 @@ def load_settings() -> Settings:
     default_db = f"sqlite:///{var_dir() / 'app.db'}"
     return Settings(
         database_url=os.environ.get("DATABASE_URL", default_db),
-        dossier_prefix=os.environ.get("DOSSIER_PREFIX", "DLK"),
-        timezone=os.environ.get("APP_TIMEZONE", "Asia/Ho_Chi_Minh"),
         catalogue_path=Path(
             os.environ.get("CATALOGUE_PATH", PROJECT_ROOT / "bot" / "catalogue.yml")
         ),
