@@ -261,3 +261,106 @@ class AuditEntry(Base):
     target_id: Mapped[str | None] = Column(String(80))
     detail: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
     created_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
+
+
+class LinkChallenge(Base):
+    """A one-time code sent to the registry phone of an ID number, for one channel sender.
+
+    Unknown ID numbers get a row too (without a citizen and without an SMS), so the per-ID rate
+    limit and the answers are the same whether or not the number exists.
+    """
+
+    __tablename__ = "link_challenges"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    channel_user_id: Mapped[str] = Column(String(128), nullable=False)
+    id_digest: Mapped[str] = Column(String(64), nullable=False)
+    citizen_id: Mapped[int | None] = Column(ForeignKey("citizens.id", ondelete="CASCADE"))
+    code_digest: Mapped[str] = Column(String(64), nullable=False)
+    expires_at: Mapped[dt.datetime] = Column(DateTime, nullable=False)
+    consumed_at: Mapped[dt.datetime | None] = Column(DateTime)
+    created_at: Mapped[dt.datetime] = _created()
+    __table_args__ = (
+        Index("ix_link_challenges_sender", "channel", "channel_user_id", "created_at"),
+        Index("ix_link_challenges_id_digest", "id_digest", "created_at"),
+    )
+
+
+class LinkGuard(Base):
+    """Wrong-code counter and lock per channel sender (brute-force protection)."""
+
+    __tablename__ = "link_guards"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    channel_user_id: Mapped[str] = Column(String(128), nullable=False)
+    failures: Mapped[int] = Column(SmallInteger, nullable=False, default=0)
+    locked_until: Mapped[dt.datetime | None] = Column(DateTime)
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (UniqueConstraint("channel", "channel_user_id", name="uq_link_guards_user"),)
+
+
+class DossierDraft(Base):
+    """A pre-filled dossier being completed in a conversation, before consent."""
+
+    __tablename__ = "dossier_drafts"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    channel_user_id: Mapped[str] = Column(String(128), nullable=False)
+    citizen_id: Mapped[int] = Column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    business_id: Mapped[int | None] = Column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    record_id: Mapped[int | None] = Column(ForeignKey("records.id", ondelete="SET NULL"))
+    service_code: Mapped[str] = Column(String(40), nullable=False)
+    values: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    typed: Mapped[list[str]] = Column(JSON, nullable=False, default=list)
+    state: Mapped[str] = Column(String(12), nullable=False, default="open")
+    dossier_id: Mapped[int | None] = Column(ForeignKey("dossiers.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (
+        Index("ix_dossier_drafts_sender", "channel", "channel_user_id", "state"),
+        CheckConstraint("state IN ('open', 'submitted', 'abandoned')", name="state"),
+    )
+
+
+class DossierCounter(Base):
+    """Per-day sequence behind dossier codes (PREFIX-YYMMDD-NNNNN)."""
+
+    __tablename__ = "dossier_counters"
+    day: Mapped[dt.date] = Column(Date, primary_key=True)
+    last: Mapped[int] = Column(Integer, nullable=False, default=0)
+
+
+class ReminderPreference(Base):
+    """A citizen's 'stop' or 'remind me later', for one service or all (service_code '*')."""
+
+    __tablename__ = "reminder_preferences"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    citizen_id: Mapped[int] = Column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False
+    )
+    service_code: Mapped[str] = Column(String(40), nullable=False)
+    stopped: Mapped[bool] = Column(Boolean, nullable=False, default=False)
+    postponed_until: Mapped[dt.date | None] = Column(Date)
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (
+        UniqueConstraint("citizen_id", "service_code", name="uq_reminder_preferences_service"),
+    )
+
+
+class Handoff(Base):
+    """A request to talk to an officer; while open, the bot stays silent in that conversation."""
+
+    __tablename__ = "handoffs"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    sender_id: Mapped[str] = Column(String(160), nullable=False, index=True)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    citizen_id: Mapped[int | None] = Column(ForeignKey("citizens.id", ondelete="SET NULL"))
+    status: Mapped[str] = Column(String(10), nullable=False, default="open", index=True)
+    reason: Mapped[str | None] = Column(Text)
+    officer: Mapped[str | None] = Column(String(64))
+    created_at: Mapped[dt.datetime] = _created()
+    taken_at: Mapped[dt.datetime | None] = Column(DateTime)
+    closed_at: Mapped[dt.datetime | None] = Column(DateTime)
+    __table_args__ = (CheckConstraint("status IN ('open', 'taken', 'closed')", name="status"),)
