@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.base import NEED_LINK_TEXT
 from bot.catalogue import get_catalogue
 from bot.procedures import TOPIC_OF_INTENT, answer, service_buttons, which_service_prompt
 
@@ -32,7 +33,7 @@ class ActionAnswerProcedure(Action):
         mentioned = next((e["value"] for e in entities if e["entity"] == "service"), None)
         if intent == "inform" and mentioned is None:
             if any(e["entity"] in PERSONAL_ENTITIES for e in entities):
-                dispatcher.utter_message(response="utter_need_identity")
+                dispatcher.utter_message(text=NEED_LINK_TEXT)
             else:
                 dispatcher.utter_message(response="utter_default")
             return []

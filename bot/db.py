@@ -36,8 +36,13 @@ def make_engine(url: str) -> Engine:
 
 
 @lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return make_engine(url)
+
+
 def get_engine(url: str | None = None) -> Engine:
-    return make_engine(url or load_settings().database_url)
+    """One engine (and pool) per database URL for the life of the process."""
+    return _engine_for(url or load_settings().database_url)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

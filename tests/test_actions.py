@@ -94,7 +94,7 @@ def test_request_service_gives_an_overview(catalogue: Catalogue) -> None:
 def test_personal_values_from_an_unidentified_sender_get_no_data() -> None:
     cccd = {"entity": "cccd", "value": "066190001234", "start": 0, "end": 12}
     (message,), events = run(ActionAnswerProcedure(), tracker("066190001234", "inform", [cccd]))
-    assert message["response"] == "utter_need_identity" and events == []
+    assert "xác thực danh tính" in message["text"] and events == []
 
 
 def test_first_miss_offers_top_intents_second_miss_offers_an_officer() -> None:

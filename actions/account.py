@@ -1,0 +1,170 @@
+"""The linked citizen's own things: dossiers and status, due dates, reminder preferences."""
+
+from __future__ import annotations
+
+import re
+
+from rasa_sdk.events import SlotSet
+
+from actions.base import CitizenAction, entity, sender_of, today
+from actions.identity import UNLINK_WORDS
+from bot.dossiers import cancel, dossiers_of, own_dossier
+from bot.identity import unbind
+from bot.messages import dossier_line, timeline_text
+from bot.preferences import dues_of_citizen, postpone, postpone_until, stop
+from bot.vn import fold, format_date
+
+NOT_FOUND = (
+    "Không tìm thấy hồ sơ mã {code} trong các hồ sơ của Ông/Bà. Ông/Bà kiểm tra lại mã "
+    "(dạng DLK-261120-00042) hoặc gõ “hồ sơ của tôi” để xem danh sách."
+)
+
+
+def _service_name(catalogue, code: str) -> str:  # type: ignore[no-untyped-def]
+    return catalogue.service(code).name if code in {s.code for s in catalogue.services} else code
+
+
+class ActionCheckStatus(CitizenAction):
+    def name(self) -> str:
+        return "action_check_status"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        code = entity(tracker, "dossier_code")
+        if code:
+            dossier = own_dossier(session, citizen.id, code)
+            if dossier is None:
+                dispatcher.utter_message(text=NOT_FOUND.format(code=code.upper()))
+            else:
+                name = _service_name(catalogue, dossier.service_code)
+                dispatcher.utter_message(text=timeline_text(dossier, name))
+            return []
+        dossiers = dossiers_of(session, citizen.id)
+        if not dossiers:
+            dispatcher.utter_message(text="Ông/Bà chưa có hồ sơ nào nộp qua hệ thống.")
+            return []
+        lines = [dossier_line(d, _service_name(catalogue, d.service_code)) for d in dossiers]
+        dispatcher.utter_message(
+            text="Hồ sơ của Ông/Bà:\n" + "\n".join(lines) + "\nGõ mã hồ sơ để xem chi tiết."
+        )
+        return []
+
+
+class ActionCancelDossier(CitizenAction):
+    """Withdraws a dossier before processing starts; "hủy liên kết" unlinks the channel."""
+
+    def name(self) -> str:
+        return "action_cancel_dossier"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        if any(w in fold(tracker.latest_message.get("text") or "") for w in UNLINK_WORDS):
+            channel, sender_id = sender_of(tracker)
+            unbind(session, channel, sender_id)
+            dispatcher.utter_message(text="Đã hủy liên kết tài khoản trên kênh này.")
+            return []
+        code = entity(tracker, "dossier_code")
+        if not code:
+            candidates = [
+                d for d in dossiers_of(session, citizen.id) if d.status in ("prepared", "received")
+            ]
+            if not candidates:
+                dispatcher.utter_message(text="Ông/Bà không có hồ sơ nào còn hủy được.")
+                return []
+            dispatcher.utter_message(
+                text="Ông/Bà muốn hủy hồ sơ nào?",
+                buttons=[
+                    {"title": d.code, "payload": f'/cancel_dossier{{"dossier_code":"{d.code}"}}'}
+                    for d in candidates
+                ],
+            )
+            return []
+        dossier = own_dossier(session, citizen.id, code)
+        if dossier is None:
+            dispatcher.utter_message(text=NOT_FOUND.format(code=code.upper()))
+        elif cancel(session, dossier):
+            dispatcher.utter_message(text=f"Đã hủy hồ sơ {dossier.code}.")
+        else:
+            dispatcher.utter_message(
+                text=f"Hồ sơ {dossier.code} đã được cán bộ xử lý nên không hủy trực tuyến được. "
+                "Ông/Bà vui lòng liên hệ bộ phận một cửa."
+            )
+        return []
+
+
+class ActionListDue(CitizenAction):
+    def name(self) -> str:
+        return "action_list_due"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        items = dues_of_citizen(session, catalogue, citizen, today())
+        if not items:
+            dispatcher.utter_message(
+                text="Trong 12 tháng tới Ông/Bà không có giấy tờ nào đến hạn cần làm thủ tục."
+            )
+            return []
+        lines = [
+            f"• {i.service.name}: hạn {format_date(i.due.deadline)}"
+            + (
+                f", nộp trước {format_date(i.due.filing_deadline)}"
+                if i.due.filing_deadline != i.due.deadline
+                else ""
+            )
+            for i in items
+        ]
+        buttons = [
+            {
+                "title": f"Làm hồ sơ {i.service.short_name}",
+                "payload": f'/request_service{{"service":"{i.service.code}"}}',
+            }
+            for i in items
+            if i.service.level in (2, 3)
+        ]
+        dispatcher.utter_message(
+            text="Các việc sắp đến hạn của Ông/Bà:\n" + "\n".join(lines), buttons=buttons[:5]
+        )
+        return []
+
+
+def _days_in(text: str) -> int | None:
+    match = re.search(r"(\d{1,3})\s*(ngay|tuan|thang)", fold(text))
+    if not match:
+        return None
+    number, unit = int(match.group(1)), match.group(2)
+    return number * {"ngay": 1, "tuan": 7, "thang": 30}[unit]
+
+
+def _reminder_service(tracker) -> str | None:  # type: ignore[no-untyped-def]
+    awaiting = tracker.get_slot("awaiting") or ""
+    return entity(tracker, "service") or (
+        tracker.get_slot("reminder_service") if awaiting.startswith("reminder:") else None
+    )
+
+
+class ActionPostponeReminder(CitizenAction):
+    def name(self) -> str:
+        return "action_postpone_reminder"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        service_code = _reminder_service(tracker)
+        text = tracker.latest_message.get("text") or ""
+        until = postpone_until(today(), entity(tracker, "date"), _days_in(text))
+        postpone(session, citizen.id, service_code, until)
+        what = _service_name(catalogue, service_code).lower() if service_code else "mọi thủ tục"
+        dispatcher.utter_message(
+            text=f"Dạ, hệ thống sẽ nhắc lại Ông/Bà về {what} từ ngày {format_date(until)}."
+        )
+        return [SlotSet("awaiting", None)]
+
+
+class ActionStopReminders(CitizenAction):
+    def name(self) -> str:
+        return "action_stop_reminders"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        service_code = entity(tracker, "service")
+        stop(session, citizen.id, service_code)
+        what = f"về {_service_name(catalogue, service_code).lower()}" if service_code else "nào nữa"
+        dispatcher.utter_message(
+            text=f"Dạ, hệ thống sẽ không gửi nhắc hạn {what}. Ông/Bà vẫn có thể hỏi “giấy tờ "
+            "sắp hết hạn” bất cứ lúc nào."
+        )
+        return [SlotSet("awaiting", None)]

@@ -1,0 +1,335 @@
+"""Pre-filled dossiers: prepare, ask what is missing (form), consent, submit, appointment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.orm import Session
+
+from actions.base import CitizenAction, entity, sender_of, today
+from bot.catalogue import Catalogue, get_catalogue
+from bot.db import unit_of_work
+from bot.dossiers import own_dossier, submit_draft
+from bot.drafts import (
+    find_field_to_correct,
+    missing_fields,
+    open_draft,
+    set_value,
+    start_draft,
+    summary,
+)
+from bot.fields import FieldError, prompt_of
+from bot.gateway import GatewayError, gateway_from_env
+from bot.messages import (
+    RATING_QUESTION,
+    consent_buttons,
+    consent_question,
+    rating_buttons,
+    slot_label,
+    submitted_text,
+)
+from bot.models import Citizen, DossierDraft, utcnow
+from bot.procedures import answer, service_buttons, which_service_prompt
+from bot.replies import Reply, read_reply
+from bot.satisfaction import survey_after
+from bot.workdays import appointment_slots
+
+FORM_RESET = [SlotSet("field_value", None), SlotSet("confirmation", None)]
+GATEWAY_DOWN = (
+    "Hệ thống tiếp nhận hồ sơ của tỉnh đang bận nên chưa nộp được. Thông tin Ông/Bà đã xác "
+    "nhận vẫn được giữ; Ông/Bà trả lời “đồng ý nộp” sau ít phút để thử lại."
+)
+
+
+def prepare(
+    dispatcher: CollectingDispatcher,
+    session: Session,
+    citizen: Citizen,
+    catalogue: Catalogue,
+    service_code: str,
+    channel: str,
+    sender_id: str,
+) -> list[dict[str, Any]]:
+    """Start a pre-filled draft and hand over to the form; level 1 and 4 only explain."""
+    service = catalogue.service(service_code)
+    if service.level == 1:
+        dispatcher.utter_message(text=answer(service, "overview"))
+        return [SlotSet("service", service_code)]
+    if service.level == 4:
+        dispatcher.utter_message(
+            text=f"Thủ tục {service.short_name} được thực hiện tự động từ dữ liệu liên thông "
+            "ngay khi hồ sơ liên quan được giải quyết; Ông/Bà không cần nộp hồ sơ riêng."
+        )
+        return [SlotSet("service", service_code)]
+    draft = start_draft(session, catalogue, citizen, service_code, channel, sender_id)
+    missing = missing_fields(service, draft)
+    intro = "Hệ thống đã điền sẵn hồ sơ từ dữ liệu của Ông/Bà."
+    if missing:
+        intro += f" Còn {len(missing)} thông tin cần Ông/Bà bổ sung."
+    dispatcher.utter_message(text=intro)
+    return [
+        SlotSet("service", service_code),
+        SlotSet("editing_field", None),
+        *FORM_RESET,
+        FollowupAction("dossier_form"),
+    ]
+
+
+class ActionRequestService(CitizenAction):
+    """A citizen who wants a procedure: linked → pre-filled draft; anonymous → guidance."""
+
+    requires_identity = False
+
+    def name(self) -> str:
+        return "action_request_service"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        code = entity(tracker, "service") or tracker.get_slot("service")
+        if code not in {s.code for s in catalogue.services}:
+            dispatcher.utter_message(
+                text=which_service_prompt("overview"), buttons=service_buttons(catalogue)
+            )
+            return [SlotSet("pending_question", "overview")]
+        if citizen is None:
+            dispatcher.utter_message(text=answer(catalogue.service(code), "overview"))
+            dispatcher.utter_message(
+                text="Để hệ thống điền sẵn và nộp hồ sơ giúp Ông/Bà, Ông/Bà vui lòng xác thực "
+                "danh tính: nhập số định danh cá nhân (12 số trên thẻ căn cước)."
+            )
+            return [SlotSet("service", code)]
+        channel, sender_id = sender_of(tracker)
+        return prepare(dispatcher, session, citizen, catalogue, code, channel, sender_id)
+
+
+def _draft_for(session: Session, tracker: Tracker) -> DossierDraft | None:
+    channel, sender_id = sender_of(tracker)
+    return open_draft(session, channel, sender_id)
+
+
+def _current_field(catalogue: Catalogue, draft: DossierDraft, editing: str | None):  # type: ignore[no-untyped-def]
+    service = catalogue.service(draft.service_code)
+    if editing:
+        return next((f for f in service.fields if f.key == editing), None)
+    missing = missing_fields(service, draft)
+    return missing[0] if missing else None
+
+
+class ValidateDossierForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_dossier_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        with unit_of_work() as session:
+            draft = _draft_for(session, tracker)
+            if draft is None:
+                return []
+            field = _current_field(get_catalogue(), draft, tracker.get_slot("editing_field"))
+        return ["field_value"] if field is not None else ["confirmation"]
+
+    def validate_field_value(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        catalogue = get_catalogue()
+        with unit_of_work() as session:
+            draft = _draft_for(session, tracker)
+            if draft is None:
+                return {"field_value": None}
+            field = _current_field(catalogue, draft, tracker.get_slot("editing_field"))
+            if field is None:
+                return {"field_value": None}
+            try:
+                set_value(
+                    catalogue.service(draft.service_code), draft, field.key, str(value), today()
+                )
+            except FieldError as error:
+                dispatcher.utter_message(text=str(error))
+                return {"field_value": None}
+        return {"field_value": None, "editing_field": None, "confirmation": None}
+
+    def validate_confirmation(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        reply = read_reply(str(value), tracker.latest_message.get("intent", {}).get("name"))
+        if reply is Reply.YES:
+            return {"confirmation": "yes"}
+        if reply is Reply.NO:
+            return {"confirmation": "no"}
+        if reply is Reply.SELF_SERVICE:
+            return {"confirmation": "self"}
+        if reply is Reply.CORRECT:
+            with unit_of_work() as session:
+                draft = _draft_for(session, tracker)
+                service = get_catalogue().service(draft.service_code) if draft else None
+            if service is None:
+                return {"confirmation": "no"}
+            target = find_field_to_correct(service, str(value))
+            if target.field is None:
+                labels = ", ".join(f.label.lower() for f in service.fields)
+                dispatcher.utter_message(text=f"Ông/Bà muốn sửa thông tin nào? ({labels})")
+            elif target.locked:
+                dispatcher.utter_message(
+                    text=f"{target.field.label} lấy từ Cơ sở dữ liệu quốc gia về dân cư; muốn "
+                    "điều chỉnh, Ông/Bà vui lòng liên hệ Công an cấp xã nơi cư trú."
+                )
+            else:
+                return {"confirmation": None, "editing_field": target.field.key}
+            return {"confirmation": None}
+        dispatcher.utter_message(
+            text="Xin Ông/Bà trả lời 1 để đồng ý, 2 để hủy, hoặc gõ “sửa …” để sửa một thông tin."
+        )
+        return {"confirmation": None}
+
+
+class ActionAskFieldValue(CitizenAction):
+    def name(self) -> str:
+        return "action_ask_field_value"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        draft = _draft_for(session, tracker)
+        field = draft and _current_field(catalogue, draft, tracker.get_slot("editing_field"))
+        if field is None:
+            return []
+        text = prompt_of(field)
+        if tracker.get_slot("editing_field"):
+            text = f"Xin Ông/Bà nhập {field.label[0].lower() + field.label[1:]} mới."
+        buttons = [
+            {"title": f"{i}. {o}", "payload": str(i)} for i, o in enumerate(field.options, 1)
+        ]
+        dispatcher.utter_message(text=text, buttons=buttons)
+        return []
+
+
+class ActionAskConfirmation(CitizenAction):
+    def name(self) -> str:
+        return "action_ask_confirmation"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        draft = _draft_for(session, tracker)
+        if draft is None:
+            return []
+        service = catalogue.service(draft.service_code)
+        dispatcher.utter_message(text=summary(service, draft))
+        dispatcher.utter_message(text=consent_question(service), buttons=consent_buttons())
+        return []
+
+
+def submit_and_report(
+    dispatcher: CollectingDispatcher,
+    session: Session,
+    catalogue: Catalogue,
+    draft: DossierDraft,
+) -> list[dict[str, Any]]:
+    """Submit the draft (once), tell the citizen the code, then appointment or rating."""
+    service = catalogue.service(draft.service_code)
+    try:
+        with session.begin_nested():
+            result = submit_draft(
+                session, catalogue, draft, gateway_from_env(), shown=summary(service, draft)
+            )
+    except GatewayError:
+        dispatcher.utter_message(text=GATEWAY_DOWN)
+        return [SlotSet("awaiting", "submit")]
+    joined = [(catalogue.service(d.service_code).name, d.code) for d in result.joined]
+    dispatcher.utter_message(text=submitted_text(service, result.dossier, joined))
+    events: list[dict[str, Any]] = [
+        SlotSet("last_dossier", result.dossier.code),
+        SlotSet("awaiting", None),
+        SlotSet("editing_field", None),
+    ]
+    if service.level == 2:
+        return [*events, SlotSet("appointment", None), FollowupAction("appointment_form")]
+    if survey_after() == "submission":
+        dispatcher.utter_message(text=RATING_QUESTION, buttons=rating_buttons())
+    return events
+
+
+class ActionFinishDossier(CitizenAction):
+    """After the form: submit on consent, drop the draft on refusal, guide a self-service filer."""
+
+    def name(self) -> str:
+        return "action_finish_dossier"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        draft = _draft_for(session, tracker)
+        choice = tracker.get_slot("confirmation")
+        if draft is None or draft.citizen_id != citizen.id:
+            dispatcher.utter_message(text="Không còn hồ sơ nháp nào đang chờ xác nhận.")
+            return FORM_RESET
+        service = catalogue.service(draft.service_code)
+        if choice == "yes":
+            return [*FORM_RESET, *submit_and_report(dispatcher, session, catalogue, draft)]
+        draft.state = "abandoned"
+        if choice == "self":
+            dispatcher.utter_message(
+                text=f"Ông/Bà có thể tự khai hồ sơ {service.short_name} trên Cổng Dịch vụ công "
+                "quốc gia (dichvucong.gov.vn) hoặc tại bộ phận một cửa.\n"
+                + answer(service, "requirements")
+            )
+        else:
+            dispatcher.utter_message(
+                text="Đã hủy hồ sơ nháp. Khi cần, Ông/Bà chỉ cần nhắn tên thủ tục để làm lại."
+            )
+        return FORM_RESET
+
+
+class ValidateAppointmentForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_appointment_form"
+
+    def validate_appointment(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        slots = appointment_slots(utcnow())
+        text = str(value).strip()
+        if text.isdigit() and 1 <= int(text) <= len(slots):
+            return {"appointment": slots[int(text) - 1].isoformat()}
+        if read_reply(text) is Reply.NO or text == str(len(slots) + 1):
+            return {"appointment": "none"}
+        dispatcher.utter_message(text="Xin Ông/Bà chọn số thứ tự của lịch hẹn trong danh sách.")
+        return {"appointment": None}
+
+
+class ActionAskAppointment(CitizenAction):
+    def name(self) -> str:
+        return "action_ask_appointment"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        slots = appointment_slots(utcnow())
+        buttons = [
+            {"title": f"{i}. {slot_label(s)}", "payload": str(i)} for i, s in enumerate(slots, 1)
+        ]
+        buttons.append({"title": f"{len(slots) + 1}. Không cần hẹn", "payload": "không cần"})
+        dispatcher.utter_message(
+            text="Ông/Bà có muốn đặt lịch hẹn để không phải chờ? Xin chọn một khung giờ:",
+            buttons=buttons,
+        )
+        return []
+
+
+class ActionFinishAppointment(CitizenAction):
+    def name(self) -> str:
+        return "action_finish_appointment"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        chosen, code = tracker.get_slot("appointment"), tracker.get_slot("last_dossier")
+        dossier = own_dossier(session, citizen.id, code) if code else None
+        if chosen and chosen != "none" and dossier is not None:
+            dossier.fields = {**dossier.fields, "appointment": chosen}
+            label = slot_label(dt.datetime.fromisoformat(chosen))
+            dispatcher.utter_message(text=f"Đã đặt lịch hẹn lúc {label} cho hồ sơ {code}.")
+        else:
+            dispatcher.utter_message(text="Dạ, Ông/Bà có thể đến trong giờ hành chính.")
+        if survey_after() == "submission":
+            dispatcher.utter_message(text=RATING_QUESTION, buttons=rating_buttons())
+        return []

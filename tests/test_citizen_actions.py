@@ -1,0 +1,202 @@
+"""Citizen actions with a real Tracker and a real SQLite database (no Rasa server)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select
+
+from actions.account import ActionCheckStatus, ActionListDue, ActionPostponeReminder
+from actions.conversation import ActionInform, ActionYesNo
+from actions.dossiers import ActionFinishDossier, ActionRequestService, ValidateDossierForm
+from bot.db import get_engine, unit_of_work
+from bot.identity import bind
+from bot.models import Citizen, Dossier, ReminderPreference
+from tests import factories
+
+
+@pytest.fixture
+def app(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The actions' default database and var/ point at this test's files."""
+    db = tmp_path / "app.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("APP_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("APP_SECRET_KEY", "test")
+    with unit_of_work() as s:
+        owner = factories.citizen(s)
+        factories.record(
+            s,
+            owner,
+            "tam_tru",
+            issued_on=dt.date(2024, 12, 1),
+            valid_until=dt.date(2026, 12, 20),
+            attributes={"dia_chi_tam_tru": "45 Phan Bội Châu"},
+        )
+        factories.citizen(s, cccd="066190005678", phone="0912345678", full_name="Lê Thị Cúc")
+    yield tmp_path
+    get_engine().dispose()
+
+
+def link(sender: str = "u1", cccd: str = "066190001234") -> None:
+    with unit_of_work() as s:
+        bind(s, "rest", sender, s.scalar(select(Citizen).where(Citizen.cccd == cccd)), "otp")
+
+
+def tracker(text: str, intent: str, entities=None, slots=None, sender="u1") -> Tracker:  # type: ignore[no-untyped-def]
+    message = {"text": text, "intent": {"name": intent}, "entities": entities or []}
+    events = [{"event": "user", "text": text, "input_channel": "rest", "parse_data": message}]
+    return Tracker(sender, slots or {}, message, events, False, None, None, "action_listen")
+
+
+def run(action, t: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    dispatcher = CollectingDispatcher()
+    result = action.run(dispatcher, t, {})
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    return dispatcher.messages, result
+
+
+def texts(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(m.get("text") or "" for m in messages)
+
+
+def ent(name: str, value: str) -> dict[str, Any]:
+    return {"entity": name, "value": value}
+
+
+def test_anonymous_sender_gets_no_personal_data(app: Path) -> None:
+    for action, t in [
+        (ActionCheckStatus(), tracker("hồ sơ của tôi", "check_status")),
+        (ActionListDue(), tracker("sắp hết hạn", "list_due")),
+        (
+            ActionCheckStatus(),
+            tracker(
+                '/check_status{"cccd":"066190001234"}',
+                "check_status",
+                [ent("cccd", "066190001234")],
+            ),
+        ),
+    ]:
+        messages, events = run(action, t)
+        assert "xác thực danh tính" in texts(messages) and events == []
+        assert "Nguyễn" not in texts(messages) and "tạm trú" not in texts(messages)
+
+
+def test_typing_an_id_only_sends_a_code_to_the_registry_phone(app: Path) -> None:
+    messages, _ = run(
+        ActionInform(), tracker("066190005678", "inform", [ent("cccd", "066190005678")])
+    )
+    assert "09******78" in texts(messages) and "Lê" not in texts(messages)
+    outbox = [json.loads(x) for x in (app / "sms_outbox.jsonl").read_text().splitlines()]
+    assert outbox[-1]["to"] == "0912345678" and re.search(r"\d{6}", outbox[-1]["text"])
+    messages, _ = run(ActionCheckStatus(), tracker("hồ sơ", "check_status"))
+    assert "xác thực danh tính" in texts(messages)  # a sent code is not an identity
+
+
+def test_someone_elses_dossier_code_reads_like_a_wrong_code(app: Path) -> None:
+    link("u1")
+    link("u2", "066190005678")
+    run(
+        ActionRequestService(),
+        tracker("gia hạn tạm trú", "request_service", [ent("service", "tam_tru_gia_han")]),
+    )
+    run(ActionFinishDossier(), tracker("1", "affirm", slots={"confirmation": "yes"}))
+    with unit_of_work() as s:
+        code = s.scalar(select(Dossier.code))
+    own, _ = run(ActionCheckStatus(), tracker(code, "inform", [ent("dossier_code", code)]))
+    assert code in texts(own) and "Đã tiếp nhận" in texts(own)
+    other, _ = run(
+        ActionCheckStatus(), tracker(code, "inform", [ent("dossier_code", code)], sender="u2")
+    )
+    wrong, _ = run(
+        ActionCheckStatus(),
+        tracker(
+            "DLK-000000-00000", "inform", [ent("dossier_code", "DLK-000000-00000")], sender="u2"
+        ),
+    )
+    assert texts(other).replace(code, "X") == texts(wrong).replace("DLK-000000-00000", "X")
+
+
+FORM_DOMAIN = {"forms": {"dossier_form": {"required_slots": ["field_value", "confirmation"]}}}
+
+
+def form_turn(text: str, requested: str, slots: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """One citizen reply while the form asks `requested`; returns (bot text, slots, next slot)."""
+    slots = {**slots, "requested_slot": requested, requested: text}
+    t = tracker(text, "inform", slots=slots)
+    t.events.append({"event": "slot", "name": requested, "value": text})
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ValidateDossierForm().run(dispatcher, t, FORM_DOMAIN))
+    new = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    slots.update(new)
+    return texts(dispatcher.messages), slots, slots.get("requested_slot")
+
+
+def draft_values() -> dict[str, Any]:
+    from bot.models import DossierDraft
+
+    with unit_of_work() as s:
+        return s.scalar(select(DossierDraft).where(DossierDraft.state == "open")).values
+
+
+def test_form_asks_only_missing_fields_validates_and_corrects(app: Path) -> None:
+    link()
+    messages, events = run(
+        ActionRequestService(),
+        tracker("lý lịch tư pháp", "request_service", [ent("service", "ly_lich_tu_phap")]),
+    )
+    assert "Còn 3 thông tin" in texts(messages)
+    assert FollowupAction("dossier_form") in events
+    slots: dict[str, Any] = {"editing_field": None}
+    _, slots, asked = form_turn("1", "field_value", slots)
+    assert asked == "field_value" and draft_values()["loai_phieu"] == "Phiếu lý lịch tư pháp số 1"
+    _, slots, asked = form_turn("bổ sung hồ sơ xin việc", "field_value", slots)
+    said, slots, asked = form_turn("vài bản", "field_value", slots)
+    assert "số nguyên" in said and asked == "field_value"
+    _, slots, asked = form_turn("2", "field_value", slots)
+    assert asked == "confirmation" and draft_values()["so_luong_phieu"] == "2"
+    _, slots, asked = form_turn("sửa mục đích", "confirmation", slots)
+    assert asked == "field_value" and slots["editing_field"] == "muc_dich"
+    _, slots, asked = form_turn("đi du học", "field_value", slots)
+    assert asked == "confirmation" and draft_values()["muc_dich"] == "đi du học"
+    said, slots, asked = form_turn("sửa họ tên", "confirmation", slots)
+    assert "Cơ sở dữ liệu quốc gia về dân cư" in said and asked == "confirmation"
+    _, slots, asked = form_turn("đồng ý", "confirmation", slots)
+    assert slots["confirmation"] == "yes" and asked is None
+
+
+def test_double_confirmation_creates_one_dossier(app: Path) -> None:
+    link()
+    run(
+        ActionRequestService(),
+        tracker("gia hạn tạm trú", "request_service", [ent("service", "tam_tru_gia_han")]),
+    )
+    first, _ = run(ActionFinishDossier(), tracker("1", "affirm", slots={"confirmation": "yes"}))
+    again, _ = run(ActionYesNo(), tracker("đồng ý nộp", "affirm"))
+    with unit_of_work() as s:
+        assert s.scalar(select(func.count(Dossier.id))) == 1
+        code = s.scalar(select(Dossier.code))
+    assert f"Mã hồ sơ: {code}" in texts(first) and "đã được nộp trước đó" in texts(again)
+
+
+def test_postpone_and_stop_are_stored(app: Path) -> None:
+    link()
+    messages, _ = run(
+        ActionPostponeReminder(),
+        tracker("nhắc lại sau 7 ngày", "postpone_reminder", [ent("service", "tam_tru_gia_han")]),
+    )
+    with unit_of_work() as s:
+        pref = s.scalar(select(ReminderPreference))
+        assert pref.service_code == "tam_tru_gia_han"
+        assert (pref.postponed_until - dt.date.today()).days in (6, 7, 8)
+    assert "nhắc lại" in texts(messages)
