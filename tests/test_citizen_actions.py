@@ -200,3 +200,39 @@ def test_postpone_and_stop_are_stored(app: Path) -> None:
         assert pref.service_code == "tam_tru_gia_han"
         assert (pref.postponed_until - dt.date.today()).days in (6, 7, 8)
     assert "nhắc lại" in texts(messages)
+
+
+def test_gateway_down_keeps_the_draft_and_writes_no_dossier(
+    app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link()
+    monkeypatch.setenv("DOSSIER_GATEWAY_URL", "http://127.0.0.1:9/unreachable")
+    monkeypatch.setenv("DOSSIER_GATEWAY_SECRET", "s")
+    monkeypatch.setattr("bot.gateway.time.sleep", lambda _: None)
+    run(
+        ActionRequestService(),
+        tracker("gia hạn tạm trú", "request_service", [ent("service", "tam_tru_gia_han")]),
+    )
+    messages, _ = run(
+        ActionFinishDossier(), tracker("1", "affirm", slots={"confirmation": "yes"})
+    )
+    assert "đang bận" in texts(messages)
+    with unit_of_work() as s:
+        assert s.scalar(select(func.count(Dossier.id))) == 0
+    monkeypatch.delenv("DOSSIER_GATEWAY_URL")
+    retry, _ = run(ActionYesNo(), tracker("đồng ý nộp", "affirm", slots={"awaiting": "submit"}))
+    assert "Mã hồ sơ: DLK-" in texts(retry)
+
+
+def test_an_unexpected_error_gives_a_reference_and_rolls_back(
+    app: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    link()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("actions.account.postpone", broken)
+    messages, events = run(ActionPostponeReminder(), tracker("nhắc lại sau", "postpone_reminder"))
+    ref = re.search(r"Mã sự cố: ([0-9a-f]{8})", texts(messages)).group(1)
+    assert events == [] and ref in caplog.text and "disk full" in caplog.text
