@@ -10,8 +10,10 @@ from actions.base import CitizenAction, entity, sender_of, today
 from actions.identity import UNLINK_WORDS
 from bot.dossiers import cancel, dossiers_of, own_dossier
 from bot.identity import unbind
-from bot.messages import dossier_line, timeline_text
+from bot.messages import RATING_QUESTION, dossier_line, rating_buttons, timeline_text
+from bot.notices import status_text
 from bot.preferences import dues_of_citizen, postpone, postpone_until, stop
+from bot.satisfaction import survey_after
 from bot.vn import fold, format_date
 
 NOT_FOUND = (
@@ -168,3 +170,21 @@ class ActionStopReminders(CitizenAction):
             "sắp hết hạn” bất cứ lúc nào."
         )
         return [SlotSet("awaiting", None)]
+
+
+class ActionDossierStatus(CitizenAction):
+    """EXTERNAL_dossier_status: an officer changed a dossier; tell its owner (and survey)."""
+
+    def name(self) -> str:
+        return "action_dossier_status"
+
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        code = entity(tracker, "dossier_code")
+        dossier = own_dossier(session, citizen.id, code) if code else None
+        if dossier is None:
+            return []
+        last = dossier.history[-1] if dossier.history else None
+        dispatcher.utter_message(text=status_text(dossier.code, dossier.status, last and last.note))
+        if dossier.status == "completed" and survey_after() == "completion":
+            dispatcher.utter_message(text=RATING_QUESTION, buttons=rating_buttons())
+        return [SlotSet("last_dossier", dossier.code), SlotSet("service", dossier.service_code)]

@@ -34,9 +34,22 @@ NEED_LINK_TEXT = (
 )
 
 
+PREFIXED_CHANNELS = ("zalo", "telegram", "sms")
+
+
 def sender_of(tracker: Tracker) -> tuple[str, str]:
-    """(channel, sender id): the key of the channel binding."""
-    return tracker.get_latest_input_channel() or "rest", tracker.sender_id
+    """(channel, sender id): the key of the channel binding.
+
+    The channel is the one the last message arrived on. A conversation that only the system
+    has spoken in so far (a reminder through `trigger_intent`, which needs the API token) has
+    none yet; there the id's prefix (`zalo:…`) names it. Typed messages always carry their
+    channel, so a REST client choosing the id `zalo:…` is still `rest`, and unbound.
+    """
+    channel = tracker.get_latest_input_channel()
+    if not channel:
+        prefix = tracker.sender_id.split(":", 1)[0]
+        channel = prefix if prefix in PREFIXED_CHANNELS else "rest"
+    return channel, tracker.sender_id
 
 
 def entity(tracker: Tracker, name: str) -> str | None:

@@ -101,6 +101,8 @@ class EventDeadlineTrigger(Strict):
     rule: Literal["event_deadline"]
     record_kind: str
     within_days: int = Field(gt=0)
+    # A later record of this kind for the same person means the event was registered already.
+    fulfilled_by: str | None = None
 
 
 class JoinedTrigger(Strict):
@@ -238,6 +240,11 @@ class Catalogue(Strict):
                 raise ValueError(f"service '{svc.code}': trigger.record_kind '{kind}' is unknown")
             if kind is not None and kinds[kind].subject != svc.subject:
                 raise ValueError(f"service '{svc.code}': record kind '{kind}' has another subject")
+            fulfilled_by = getattr(svc.trigger, "fulfilled_by", None)
+            if fulfilled_by is not None and fulfilled_by not in kinds:
+                raise ValueError(
+                    f"service '{svc.code}': trigger.fulfilled_by '{fulfilled_by}' unknown"
+                )
             after = getattr(svc.trigger, "after_service", None)
             if after is not None and after not in codes:
                 raise ValueError(f"service '{svc.code}': trigger.after_service '{after}' unknown")

@@ -24,6 +24,7 @@ from bot.models import (
     DossierCounter,
     DossierDraft,
     DossierStatusChange,
+    Reminder,
     utcnow,
 )
 from bot.workdays import add_working_days
@@ -152,6 +153,7 @@ def submit_draft(
             log.exception("dossier gateway refused or failed for %s", dossier.code)
             raise
     draft.state, draft.dossier_id = "submitted", dossier.id
+    _mark_reminders_converted(session, service, draft)
     joined = [
         _create(
             session,
@@ -168,6 +170,23 @@ def submit_draft(
         if isinstance(other.trigger, JoinedTrigger) and other.trigger.after_service == service.code
     ]
     return Submission(dossier, already_submitted=False, joined=joined)
+
+
+def _mark_reminders_converted(session: Session, service: Service, draft: DossierDraft) -> None:
+    """The reminders that led here did their job: count them as converted, send no more."""
+    subject_type, subject_id = (
+        ("business", draft.business_id) if draft.business_id else ("citizen", draft.citizen_id)
+    )
+    session.execute(
+        update(Reminder)
+        .where(
+            Reminder.subject_type == subject_type,
+            Reminder.subject_id == subject_id,
+            Reminder.service_code == service.code,
+            Reminder.state.in_(["pending", "attempting", "sent"]),
+        )
+        .values(state="converted", updated_at=utcnow())
+    )
 
 
 def dossiers_of(session: Session, citizen_id: int, limit: int = 10) -> list[Dossier]:

@@ -337,9 +337,7 @@ class ReminderPreference(Base):
 
     __tablename__ = "reminder_preferences"
     id: Mapped[int] = Column(Integer, primary_key=True)
-    citizen_id: Mapped[int] = Column(
-        ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False
-    )
+    citizen_id: Mapped[int] = Column(ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False)
     service_code: Mapped[str] = Column(String(40), nullable=False)
     stopped: Mapped[bool] = Column(Boolean, nullable=False, default=False)
     postponed_until: Mapped[dt.date | None] = Column(Date)
@@ -364,3 +362,99 @@ class Handoff(Base):
     taken_at: Mapped[dt.datetime | None] = Column(DateTime)
     closed_at: Mapped[dt.datetime | None] = Column(DateTime)
     __table_args__ = (CheckConstraint("status IN ('open', 'taken', 'closed')", name="status"),)
+
+
+class WebhookEvent(Base):
+    """Ids of inbound webhook events already accepted, so a provider's retry is handled once."""
+
+    __tablename__ = "webhook_events"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    event_id: Mapped[str] = Column(String(128), nullable=False)
+    created_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
+    __table_args__ = (UniqueConstraint("channel", "event_id", name="uq_webhook_events_event"),)
+
+
+class ButtonPayload(Base):
+    """Short id → Rasa payload, for channels that cannot carry the payload itself (Telegram's
+    64-byte callback_data, Zalo button payloads)."""
+
+    __tablename__ = "button_payloads"
+    id: Mapped[str] = Column(String(24), primary_key=True)
+    payload: Mapped[str] = Column(Text, nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class ConversationButtons(Base):
+    """The last buttons offered in a text-only conversation (SMS), so a reply "1" maps back."""
+
+    __tablename__ = "conversation_buttons"
+    sender_id: Mapped[str] = Column(String(160), primary_key=True)
+    payloads: Mapped[list[str]] = Column(JSON, nullable=False, default=list)
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class ChannelActivity(Base):
+    """When a channel user last wrote to us: decides whether Zalo's free reply window is open."""
+
+    __tablename__ = "channel_activity"
+    sender_id: Mapped[str] = Column(String(160), primary_key=True)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    last_inbound_at: Mapped[dt.datetime] = Column(DateTime, nullable=False)
+
+
+class ZaloToken(Base):
+    """The OA access token and its single-use refresh token; refreshed under a row lock."""
+
+    __tablename__ = "zalo_tokens"
+    name: Mapped[str] = Column(String(40), primary_key=True)
+    access_token: Mapped[str] = Column(Text, nullable=False)
+    refresh_token: Mapped[str] = Column(Text, nullable=False)
+    expires_at: Mapped[dt.datetime] = Column(DateTime, nullable=False)
+    refreshes: Mapped[int] = Column(Integer, nullable=False, default=0)
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Delivery(Base):
+    """One proactive message on one channel; unique per (idempotency key, channel)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = Column(String(80), nullable=False)
+    channel: Mapped[str] = Column(String(20), nullable=False)
+    citizen_id: Mapped[int | None] = Column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
+    recipient: Mapped[str] = Column(String(254), nullable=False)
+    kind: Mapped[str] = Column(String(60), nullable=False)
+    status: Mapped[str] = Column(String(10), nullable=False, default="pending")
+    attempts: Mapped[int] = Column(SmallInteger, nullable=False, default=0)
+    provider_message_id: Mapped[str | None] = Column(String(120))
+    last_error: Mapped[str | None] = Column(Text)
+    sent_at: Mapped[dt.datetime | None] = Column(DateTime)
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", "channel", name="uq_deliveries_key_channel"),
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
+    )
+
+
+class DeliveryAttempt(Base):
+    """Every send attempt, written before the request leaves and completed after."""
+
+    __tablename__ = "delivery_attempts"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = Column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    number: Mapped[int] = Column(SmallInteger, nullable=False)
+    outcome: Mapped[str] = Column(String(10), nullable=False, default="started")
+    status_code: Mapped[int | None] = Column(Integer)
+    error: Mapped[str | None] = Column(Text)
+    started_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = Column(DateTime)
+
+
+# --- Officer console (issue 7) -------------------------------------------------------------
+

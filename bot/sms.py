@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -21,19 +22,48 @@ GSM_SEGMENT = 160
 GSM_MULTIPART_SEGMENT = 153
 
 
+def sms_limit(max_segments: int = 1) -> int:
+    """Characters that fit `max_segments` GSM-7 segments (153 each once concatenated)."""
+    return GSM_SEGMENT if max_segments <= 1 else GSM_MULTIPART_SEGMENT * max_segments
+
+
 def to_sms_text(text: str, max_segments: int = 1) -> str:
     """Unaccented single-line text that fits `max_segments` GSM segments (đ → d)."""
     plain = " ".join(strip_diacritics(text).split())
     plain = plain.encode("ascii", "ignore").decode("ascii")
-    limit = GSM_SEGMENT if max_segments <= 1 else GSM_MULTIPART_SEGMENT * max_segments
+    limit = sms_limit(max_segments)
     if len(plain) <= limit:
         return plain
     return plain[: limit - 3].rstrip() + "..."
 
 
+def to_sms_with_choices(text: str, titles: Sequence[str], max_segments: int = 1) -> str:
+    """Text followed by numbered choices ("Tra loi 1 de dong y, 2 de nhac lai sau").
+
+    The choices are what the citizen needs to answer, so the text is shortened, never them.
+    """
+    labels = [to_sms_text(t) for t in titles]
+    labels = [label[:1].lower() + label[1:] for label in labels]
+    choices = "Tra loi " + ", ".join(f"{i} de {label}" for i, label in enumerate(labels, 1))
+    limit = sms_limit(max_segments)
+    choices = to_sms_text(choices, max_segments)
+    budget = limit - len(choices) - 1
+    body = to_sms_text(text, max_segments)
+    if budget < 10:
+        return choices
+    if len(body) > budget:
+        body = body[: budget - 3].rstrip() + "..."
+    body = body if body.endswith((".", "?", "!", ":", "...")) or not body else body + "."
+    return f"{body} {choices}"[:limit] if body else choices
+
+
 class SmsGateway(Protocol):
-    def send(self, to: str, text: str) -> None:
-        """Send one SMS; raise on failure so the caller can retry or fall back."""
+    def send(self, to: str, text: str, request_id: str | None = None) -> str | None:
+        """Send one SMS; raise on failure so the caller can retry or fall back.
+
+        `request_id` lets a provider drop a repeated request (idempotency); the return value is
+        the provider's message id when it gives one.
+        """
 
 
 class OutboxSmsGateway:
@@ -44,7 +74,7 @@ class OutboxSmsGateway:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or var_dir() / "sms_outbox.jsonl"
 
-    def send(self, to: str, text: str) -> None:
+    def send(self, to: str, text: str, request_id: str | None = None) -> str | None:
         line = {
             "to": to,
             "text": text,
@@ -52,6 +82,7 @@ class OutboxSmsGateway:
         }
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return None
 
 
 def default_gateway() -> SmsGateway:
@@ -59,6 +90,6 @@ def default_gateway() -> SmsGateway:
     provider = os.environ.get("SMS_PROVIDER", "outbox")
     if provider == "outbox":
         return OutboxSmsGateway()
-    from connectors.sms_providers import provider_from_env  # noqa: PLC0415
+    from connectors.sms_providers import provider_from_env
 
     return provider_from_env(provider)

@@ -213,9 +213,7 @@ def test_gateway_down_keeps_the_draft_and_writes_no_dossier(
         ActionRequestService(),
         tracker("gia hạn tạm trú", "request_service", [ent("service", "tam_tru_gia_han")]),
     )
-    messages, _ = run(
-        ActionFinishDossier(), tracker("1", "affirm", slots={"confirmation": "yes"})
-    )
+    messages, _ = run(ActionFinishDossier(), tracker("1", "affirm", slots={"confirmation": "yes"}))
     assert "đang bận" in texts(messages)
     with unit_of_work() as s:
         assert s.scalar(select(func.count(Dossier.id))) == 0
@@ -236,3 +234,37 @@ def test_an_unexpected_error_gives_a_reference_and_rolls_back(
     messages, events = run(ActionPostponeReminder(), tracker("nhắc lại sau", "postpone_reminder"))
     ref = re.search(r"Mã sự cố: ([0-9a-f]{8})", texts(messages)).group(1)
     assert events == [] and ref in caplog.text and "disk full" in caplog.text
+
+
+def test_status_notice_goes_to_the_owner_with_the_survey(
+    app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actions.account import ActionDossierStatus
+    from bot.models import DossierStatusChange
+
+    monkeypatch.setenv("SURVEY_AFTER", "completion")
+    link()
+    link("u2", "066190005678")
+    run(
+        ActionRequestService(),
+        tracker("gia hạn tạm trú", "request_service", [ent("service", "tam_tru_gia_han")]),
+    )
+    run(ActionFinishDossier(), tracker("1", "affirm", slots={"confirmation": "yes"}))
+    with unit_of_work() as s:
+        dossier = s.scalar(select(Dossier))
+        dossier.status = "completed"
+        s.add(
+            DossierStatusChange(
+                dossier_id=dossier.id,
+                status="completed",
+                changed_by="canbo1",
+                note="Mời nhận kết quả",
+            )
+        )
+        code = dossier.code
+    notice = tracker("", "EXTERNAL_dossier_status", [ent("dossier_code", code)])
+    messages, _ = run(ActionDossierStatus(), notice)
+    assert "Đã có kết quả" in texts(messages) and "Mời nhận kết quả" in texts(messages)
+    assert any(m.get("buttons") for m in messages)  # the 1–5 rating question
+    other = tracker("", "EXTERNAL_dossier_status", [ent("dossier_code", code)], sender="u2")
+    assert run(ActionDossierStatus(), other)[0] == []

@@ -43,7 +43,9 @@ def _wait(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
 class Servers:
     """Starts both servers; `say` talks through the REST channel like a citizen."""
 
-    def __init__(self, workdir: Path, database_url: str) -> None:
+    def __init__(
+        self, workdir: Path, database_url: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.rasa_port, self.action_port = free_port(), free_port()
         endpoints = workdir / "endpoints.yml"
@@ -60,6 +62,7 @@ class Servers:
             "ERASURE_DELAY_SECONDS": "0.5",
             "SANIC_HOST": "127.0.0.1",
             "RASA_TELEMETRY_ENABLED": "false",
+            **(extra_env or {}),
         }
         rasa = str(Path(sys.executable).parent / "rasa")
         logs = (workdir / "actions.log").open("w"), (workdir / "rasa.log").open("w")

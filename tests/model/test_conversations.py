@@ -124,6 +124,16 @@ def test_anonymous_sender_and_crafted_payloads_get_no_personal_data(servers: Ser
     assert "xác thực danh tính" in servers.say("anon-1", "hồ sơ của tôi đến đâu rồi")
 
 
+def test_a_rest_client_cannot_borrow_a_zalo_conversation_id(servers: Servers) -> None:
+    from bot.identity import bind
+    from bot.models import Citizen
+
+    with unit_of_work(servers.engine) as s:
+        bind(s, "zalo", "zalo:4242", s.scalar(select(Citizen).where(Citizen.cccd == EM)), "otp")
+    reply = servers.say("zalo:4242", "tôi có giấy tờ nào sắp hết hạn không")
+    assert "xác thực danh tính" in reply and "tạm trú" not in reply
+
+
 def test_level3_submission_status_and_double_confirmation(servers: Servers) -> None:
     link(servers, "an-1", BINH, "0905111111")
     summary = servers.say("an-1", "tôi muốn gia hạn tạm trú")
@@ -210,3 +220,5 @@ def test_reminder_reply_reaches_a_submitted_dossier_in_two_messages(servers: Ser
     assert "đồng ý nộp" in summary
     done = servers.say("an-2", citizen_messages[1])
     assert "Mã hồ sơ: DLK-" in done and len(citizen_messages) <= 3
+    with unit_of_work(servers.engine) as s:
+        assert s.get(Reminder, reminder_id).state == "converted"

@@ -1,0 +1,183 @@
+"""Channel senders for `bot.delivery`, built from the same environment as the channels.
+
+An intent notice goes into the conversation through Rasa (`trigger_intent` with
+`output_channel=<channel>`), so the answer is the dialogue's own and the tracker knows it was
+said; the channel's output then raises a `SendError` whose marker survives Rasa's HTTP 500, so
+the pipeline still knows whether to retry. A text notice goes straight to the channel's API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from bot.channel_state import native_id
+from bot.config import var_dir
+from bot.delivery import ChannelSender, Notice, Route
+from bot.mailer import Mailer, default_mailer
+from bot.sending import SendError, http_kind
+from bot.sms import SmsGateway, default_gateway, to_sms_text
+from connectors.telegram import TelegramApi, TelegramConfig, split_text
+from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
+
+logger = logging.getLogger(__name__)
+DirectSend = Callable[[str, str, str], Awaitable[str | None]]  # (native id, text, key)
+
+
+def rasa_token(env: Mapping[str, str] = os.environ) -> str | None:
+    """RASA_AUTH_TOKEN, else the token `make run` generated into var/rasa_auth_token."""
+    if env.get("RASA_AUTH_TOKEN"):
+        return env["RASA_AUTH_TOKEN"]
+    path = Path(env.get("APP_VAR_DIR", var_dir())) / "rasa_auth_token"
+    return path.read_text().strip() if path.exists() else None
+
+
+class RasaTrigger:
+    """`POST /conversations/{id}/trigger_intent?output_channel=<channel>` on the Rasa server."""
+
+    def __init__(self, url: str, token: str | None, timeout: float = 30.0) -> None:
+        self.url, self.token = url.rstrip("/"), token
+        self.client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=32))
+
+    async def trigger(
+        self, conversation: str, channel: str, intent: str, entities: Mapping[str, Any]
+    ) -> None:
+        params = {"output_channel": channel, "include_events": "NONE"}
+        if self.token:
+            params["token"] = self.token
+        url = f"{self.url}/conversations/{quote(conversation, safe=':')}/trigger_intent"
+        try:
+            answer = await self.client.post(
+                url, params=params, json={"name": intent, "entities": dict(entities)}
+            )
+        except httpx.TimeoutException as exc:
+            raise SendError(channel, "retry", "rasa timeout") from exc
+        except httpx.TransportError as exc:
+            raise SendError(channel, "retry", f"rasa unreachable: {type(exc).__name__}") from exc
+        if answer.status_code >= 300:
+            try:
+                message = str(answer.json().get("message", ""))
+            except ValueError:
+                message = answer.text[:300]
+            inner = SendError.from_text(message, answer.status_code)
+            if inner is not None:
+                raise SendError(channel, inner.kind, inner.reason, answer.status_code)
+            kind = http_kind(answer.status_code)
+            raise SendError(channel, kind, message[:200], answer.status_code)
+        if "messages" in answer.json():  # Rasa fell back to a collecting channel
+            raise SendError(channel, "permanent", f"channel {channel} not enabled on Rasa")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class ConversationSender:
+    """Intent notices through Rasa into the conversation; text notices directly."""
+
+    def __init__(self, channel: str, rasa: RasaTrigger, direct: DirectSend) -> None:
+        self.channel, self.rasa, self.direct = channel, rasa, direct
+
+    async def send(self, route: Route, notice: Notice, key: str) -> str | None:
+        if notice.intent:
+            await self.rasa.trigger(route.recipient, self.channel, notice.intent, notice.entities)
+            return None
+        return await self.direct(native_id(route.recipient), notice.text or "", key)
+
+
+class ZnsSender:
+    """A ZNS template message by phone; no template for this kind → try the next channel."""
+
+    def __init__(self, api: ZaloApi, templates: Mapping[str, ZnsTemplate]) -> None:
+        self.api, self.templates = api, templates
+
+    async def send(self, route: Route, notice: Notice, key: str) -> str | None:
+        template = self.templates.get(notice.template_key)
+        if template is None:
+            raise SendError("zns", "fallback", f"no ZNS template for {notice.template_key}")
+        try:
+            data = template.data_for(notice.template_values)
+        except KeyError as exc:
+            raise SendError("zns", "fallback", f"ZNS value {exc} missing") from exc
+        return await self.api.send_zns(route.recipient, template.template_id, data, key)
+
+
+class EmailSender:
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+
+    async def send(self, route: Route, notice: Notice, key: str) -> str | None:
+        subject = notice.subject or "Thông báo từ Trợ lý dịch vụ công"
+        return await asyncio.to_thread(self.mailer.send, route.recipient, subject, notice.text)
+
+
+def sms_direct(gateway: SmsGateway, max_segments: int) -> DirectSend:
+    async def send(phone: str, text: str, key: str) -> str | None:
+        plain = to_sms_text(text, max_segments)
+        return await asyncio.to_thread(gateway.send, phone, plain, key)
+
+    return send
+
+
+def telegram_direct(api: TelegramApi) -> DirectSend:
+    async def send(chat: str, text: str, key: str) -> str | None:
+        ids = [await api.send_text(chat, part) for part in split_text(text)]
+        return ids[-1]
+
+    return send
+
+
+def zalo_direct(api: ZaloApi) -> DirectSend:
+    async def send(user: str, text: str, key: str) -> str | None:
+        return await api.send_text(user, text)
+
+    return send
+
+
+def build_senders(
+    engine: Engine,
+    env: Mapping[str, str] = os.environ,
+    sms_gateway: SmsGateway | None = None,
+    mailer: Mailer | None = None,
+) -> tuple[dict[str, ChannelSender], frozenset[str], Callable[[], Awaitable[None]]]:
+    """Senders for every configured channel, the ZNS template kinds, and a close function."""
+    rasa = RasaTrigger(env.get("RASA_URL", "http://127.0.0.1:5005"), rasa_token(env))
+    closers: list[Callable[[], Awaitable[None]]] = [rasa.close]
+    gateway = sms_gateway or default_gateway()
+    segments = int(env.get("SMS_MAX_SEGMENTS", "1"))
+    senders: dict[str, ChannelSender] = {
+        "sms": ConversationSender("sms", rasa, sms_direct(gateway, segments)),
+        "email": EmailSender(mailer or default_mailer(env)),
+    }
+    kinds: frozenset[str] = frozenset()
+    telegram = TelegramConfig.from_env(env)
+    if telegram:
+        api = TelegramApi(telegram)
+        senders["telegram"] = ConversationSender("telegram", rasa, telegram_direct(api))
+        closers.append(api.close)
+    zalo = ZaloConfig.from_env(env)
+    if zalo:
+        store = ZaloTokenStore(engine, zalo)
+        try:  # read (or renew) the token now rather than inside the first paced send
+            store.access_token()
+        except SendError as exc:
+            logger.warning("zalo token not available yet: %s", exc.reason)
+        zalo_api = ZaloApi(zalo, store)
+        senders["zalo"] = ConversationSender("zalo", rasa, zalo_direct(zalo_api))
+        closers.append(zalo_api.close)
+        if zalo.zns_templates:
+            senders["zns"] = ZnsSender(zalo_api, zalo.zns_templates)
+            kinds = frozenset(zalo.zns_templates)
+
+    async def close() -> None:
+        for closer in closers:
+            await closer()
+
+    return senders, kinds, close

@@ -1,0 +1,212 @@
+"""Zalo Official Account channel.
+
+Webhook `POST /webhooks/zalo/webhook`: the `X-ZEvent-Signature` must match (401 otherwise) and
+the event must be under ZALO_MAX_EVENT_AGE seconds old (replays are refused); Zalo wants an
+answer within 2 seconds, so the event is acknowledged at once and handled in the background.
+Retried events are dropped by `msg_id`. Replies go out as customer-service messages (with the
+user's msg_id, so they count as replies); buttons become `oa.query.hide` buttons whose payload
+is a short id that comes back as the user's text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sqlalchemy.engine import Engine
+
+from bot.channel_state import (
+    first_time,
+    native_id,
+    payload_for,
+    remember_payloads,
+    sender_id,
+    touch_activity,
+)
+from bot.db import get_engine
+from bot.sending import with_retries
+from connectors import common
+from connectors.zalo_api import MAX_TEXT, ZaloApi, ZaloConfig, ZaloTokenStore, signature_ok
+
+logger = logging.getLogger(__name__)
+
+NAME = "zalo"
+SIGNATURE_HEADER = "X-ZEvent-Signature"
+BUTTON_PREFIX = "#b:"
+MAX_BUTTONS = 5
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    return [text[i : i + limit] for i in range(0, len(text), limit)] or [""]
+
+
+class ZaloOutput(OutputChannel):
+    @classmethod
+    def name(cls) -> str:
+        return NAME
+
+    def __init__(self, api: ZaloApi, engine: Engine, reply_to: str | None = None) -> None:
+        self.api, self.engine, self.reply_to = api, engine, reply_to
+
+    async def _send(self, recipient_id: str, text: str, buttons: Any = None) -> None:
+        user = native_id(recipient_id)
+        parts = split_text(text)
+        for i, part in enumerate(parts):
+            extra = buttons if i == len(parts) - 1 else None
+            await with_retries(
+                lambda part=part, extra=extra: self.api.send_text(user, part, extra, self.reply_to)
+            )
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._send(recipient_id, text)
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        shown = buttons[:MAX_BUTTONS]
+        links = [b for b in shown if b.get("url")]
+        payloads = [str(b.get("payload") or b.get("title", "")) for b in shown if not b.get("url")]
+        ids = iter(remember_payloads(self.engine, payloads))
+        rendered = []
+        for b in shown:
+            title = str(b.get("title", ""))[:100]
+            if b in links:
+                rendered.append(
+                    {"title": title, "type": "oa.open.url", "payload": {"url": b["url"]}}
+                )
+            else:
+                payload = BUTTON_PREFIX + next(ids)
+                rendered.append({"title": title, "type": "oa.query.hide", "payload": payload})
+        await self._send(recipient_id, text, rendered)
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self._send(recipient_id, image)
+
+    async def send_custom_json(
+        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
+    ) -> None:
+        if json_message.get("text"):
+            await self._send(recipient_id, str(json_message["text"]))
+
+
+class ZaloInput(InputChannel):
+    @classmethod
+    def name(cls) -> str:
+        return NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> ZaloInput:
+        return cls(ZaloConfig.from_env())
+
+    def __init__(self, config: ZaloConfig | None, engine: Engine | None = None) -> None:
+        self.config, self._engine = config, engine
+        self._api: ZaloApi | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine or get_engine()
+
+    @property
+    def api(self) -> ZaloApi:
+        assert self.config is not None
+        if self._api is None:
+            self._api = ZaloApi(self.config, ZaloTokenStore(self.engine, self.config))
+        return self._api
+
+    def get_output_channel(self) -> OutputChannel | None:
+        return ZaloOutput(self.api, self.engine) if self.config else None
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
+
+    async def handle(self, event: dict[str, Any], on_new_message: common.OnNewMessage) -> None:
+        """Handle one authenticated, first-seen `user_send_*` event."""
+        user = str((event.get("sender") or {}).get("id", ""))
+        message = event.get("message") or {}
+        msg_id = str(message.get("msg_id", "")) or None
+        sender = sender_id(NAME, user)
+        touch_activity(self.engine, sender, NAME)
+        output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
+        text = message.get("text") if event.get("event_name") == "user_send_text" else None
+        if not isinstance(text, str) or not text.strip():
+            logger.info(
+                "zalo %s sent %s: answered politely",
+                common.mask_sender(sender),
+                event.get("event_name"),
+            )
+            await output.send_text_message(sender, common.TEXT_ONLY)
+            return
+        text = common.clip(text.strip())
+        if text.startswith(BUTTON_PREFIX):
+            payload = payload_for(self.engine, text[len(BUTTON_PREFIX) :])
+            if payload is None:
+                await output.send_text_message(sender, common.EXPIRED_CHOICE)
+                return
+            text = payload
+        await on_new_message(
+            UserMessage(
+                text,
+                output,
+                sender,
+                input_channel=NAME,
+                message_id=msg_id,
+                metadata={"zalo_msg_id": msg_id},
+            )
+        )
+
+    def _authenticate(self, request: Request, event: dict[str, Any]) -> HTTPResponse | None:
+        assert self.config is not None
+        header = request.headers.get(SIGNATURE_HEADER)
+        if not header:
+            return common.reject(NAME, 401, "missing signature")
+        timestamp = str(event.get("timestamp", ""))
+        if not signature_ok(self.config, request.body, timestamp, header):
+            return common.reject(NAME, 401, "bad signature")
+        if str(event.get("app_id", "")) != self.config.app_id:
+            return common.reject(NAME, 403, "event for another app")
+        try:
+            age = time.time() - int(timestamp) / 1000
+        except ValueError:
+            return common.reject(NAME, 400, "timestamp is not a number")
+        if abs(age) > self.config.max_event_age:
+            return common.reject(NAME, 401, f"stale event ({int(age)} s old)")
+        return None
+
+    def blueprint(self, on_new_message: common.OnNewMessage) -> Blueprint:
+        if self.config is None:
+            return common.disabled_blueprint(NAME, "ZALO_APP_ID/APP_SECRET/OA_SECRET not set")
+        bp = Blueprint("zalo_webhook", __name__)
+
+        @bp.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if (refused := common.too_large(request, NAME)) is not None:
+                return refused
+            event = common.json_body(request, NAME)
+            if isinstance(event, HTTPResponse):
+                return event
+            if (refused := self._authenticate(request, event)) is not None:
+                return refused
+            name = str(event.get("event_name", ""))
+            if not name.startswith("user_send_"):
+                logger.debug("zalo event %s ignored", name[:40])
+                return response.json({"status": "ignored"})
+            msg_id = str((event.get("message") or {}).get("msg_id", ""))
+            if not msg_id or not (event.get("sender") or {}).get("id"):
+                return common.reject(NAME, 400, "message event without msg_id or sender")
+            if not first_time(self.engine, NAME, msg_id):
+                logger.info("zalo message %s already handled (retry)", msg_id[:40])
+                return response.json({"status": "duplicate"})
+            common.spawn(self.handle(event, on_new_message), f"zalo event {name}")
+            return response.json({"status": "ok"})
+
+        return bp

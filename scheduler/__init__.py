@@ -1,0 +1,1 @@
+"""Proactive scheduler: due-event scan, reminder dispatch, status notices."""

@@ -1,0 +1,210 @@
+"""Dispatch of due reminder rows into citizens' conversations, inside allowed hours.
+
+Each row is marked 'attempting' (committed) before the delivery call and 'sent' after it. A
+crash in between leaves an 'attempting' row that is retried after `stale_after`; the delivery
+layer's outbox makes the reminder id an idempotency key, so the retry never sends twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from bot.catalogue import Catalogue
+from bot.db import unit_of_work
+from bot.delivery import DeliveryResult, Notice
+from bot.models import Business, Citizen, Reminder, utcnow
+from bot.preferences import is_silenced
+from bot.reminder_text import render_reminder
+from bot.workdays import LOCAL_TZ
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[int, Notice, str], Awaitable[DeliveryResult]]
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    start: dt.time = dt.time(7, 0)
+    end: dt.time = dt.time(21, 0)
+    per_citizen_per_day: int = 2
+    stale_after: dt.timedelta = dt.timedelta(minutes=10)
+    retry_after: dt.timedelta = dt.timedelta(minutes=30)
+
+    @classmethod
+    def from_env(cls) -> DispatchConfig:
+        """REMINDER_HOURS="07:00-21:00", REMINDERS_PER_CITIZEN_PER_DAY=2."""
+        start, _, end = os.environ.get("REMINDER_HOURS", "07:00-21:00").partition("-")
+        return cls(
+            start=dt.time.fromisoformat(start),
+            end=dt.time.fromisoformat(end),
+            per_citizen_per_day=int(os.environ.get("REMINDERS_PER_CITIZEN_PER_DAY", "2")),
+        )
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    failed: int = 0
+    outside_hours: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def local(now: dt.datetime) -> dt.datetime:
+    return now.replace(tzinfo=dt.timezone.utc).astimezone(LOCAL_TZ)
+
+
+def batch_size(pending: int, now_local: dt.datetime, config: DispatchConfig) -> int:
+    """Spread what is pending evenly over the minutes left in today's window."""
+    end = dt.datetime.combine(now_local.date(), config.end, LOCAL_TZ)
+    minutes_left = max((end - now_local).total_seconds() / 60, 1)
+    return max(1, math.ceil(pending / minutes_left))
+
+
+def next_window_start(now_local: dt.datetime, config: DispatchConfig) -> dt.datetime:
+    """Naive UTC time of the next allowed window opening."""
+    day = now_local.date() + dt.timedelta(days=1)
+    opening = dt.datetime.combine(day, config.start, LOCAL_TZ)
+    return opening.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def recipient_of(session, reminder: Reminder) -> Citizen | None:  # type: ignore[no-untyped-def]
+    if reminder.subject_type == "citizen":
+        return session.get(Citizen, reminder.subject_id)
+    business = session.get(Business, reminder.subject_id)
+    return (
+        session.get(Citizen, business.representative_id)
+        if business and business.representative_id
+        else None
+    )
+
+
+def notice_for(session, catalogue: Catalogue, reminder: Reminder, today: dt.date) -> Notice:  # type: ignore[no-untyped-def]
+    """The reminder as a conversation turn (EXTERNAL_reminder), with text for e-mail and ZNS."""
+    service = catalogue.service(reminder.service_code)
+    text = render_reminder(session, catalogue, reminder, today)
+    return Notice(
+        text=text,
+        intent="EXTERNAL_reminder",
+        entities={"reminder_id": str(reminder.id)},
+        kind=reminder.service_code,
+        values={"reminder_id": reminder.id, "service": service.short_name},
+        subject=f"Nhắc hạn: {service.name}",
+    )
+
+
+def _claim(engine: Engine, config: DispatchConfig, now: dt.datetime, limit: int) -> list[int]:
+    """Reset stale claims, then pick due pending rows (oldest first)."""
+    today = local(now).date()
+    with unit_of_work(engine) as session:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.state == "attempting", Reminder.updated_at < now - config.stale_after)
+            .values(state="pending")
+        )
+    with unit_of_work(engine) as session:
+        return list(
+            session.scalars(
+                select(Reminder.id)
+                .where(
+                    Reminder.state == "pending",
+                    Reminder.due_on <= today,
+                    (Reminder.send_after.is_(None)) | (Reminder.send_after <= now),
+                )
+                .order_by(Reminder.due_on, Reminder.id)
+                .limit(limit)
+            )
+        )
+
+
+def count_pending(engine: Engine, now: dt.datetime) -> int:
+    with unit_of_work(engine) as session:
+        return session.scalar(
+            select(func.count(Reminder.id)).where(
+                Reminder.state == "pending", Reminder.due_on <= local(now).date()
+            )
+        )
+
+
+def _sent_today(session, citizen_id: int, now: dt.datetime) -> int:  # type: ignore[no-untyped-def]
+    start_local = dt.datetime.combine(local(now).date(), dt.time(0), LOCAL_TZ)
+    start = start_local.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    business_ids = select(Business.id).where(Business.representative_id == citizen_id)
+    return session.scalar(
+        select(func.count(Reminder.id)).where(
+            Reminder.state.in_(["attempting", "sent"]),
+            Reminder.updated_at >= start,
+            ((Reminder.subject_type == "citizen") & (Reminder.subject_id == citizen_id))
+            | ((Reminder.subject_type == "business") & Reminder.subject_id.in_(business_ids)),
+        )
+    )
+
+
+async def dispatch(
+    engine: Engine,
+    catalogue: Catalogue,
+    deliver: Deliver,
+    now: dt.datetime | None = None,
+    config: DispatchConfig | None = None,
+) -> DispatchReport:
+    """One dispatch round (run every minute)."""
+    config = config or DispatchConfig.from_env()
+    now = now or utcnow()
+    report = DispatchReport()
+    now_local = local(now)
+    if not (config.start <= now_local.time() < config.end):
+        report.outside_hours = True
+        return report
+    limit = batch_size(count_pending(engine, now), now_local, config)
+    for reminder_id in _claim(engine, config, now, limit):
+        with unit_of_work(engine) as session:
+            reminder = session.get(Reminder, reminder_id)
+            if reminder.state != "pending":
+                continue  # another dispatcher took it
+            citizen = recipient_of(session, reminder)
+            if citizen is None:
+                reminder.state, reminder.last_error = "failed", "no recipient"
+                report.failed += 1
+                continue
+            if is_silenced(session, citizen.id, reminder.service_code, now_local.date()):
+                reminder.state = "skipped"
+                report.skipped += 1
+                continue
+            if _sent_today(session, citizen.id, now) >= config.per_citizen_per_day:
+                reminder.send_after = next_window_start(now_local, config)
+                report.deferred += 1
+                continue
+            notice = notice_for(session, catalogue, reminder, now_local.date())
+            reminder.state, reminder.attempts = "attempting", reminder.attempts + 1
+            reminder.updated_at = now
+            citizen_id, attempts = citizen.id, reminder.attempts
+        # Committed: a crash from here on is recovered by the stale-claim reset.
+        result = await deliver(citizen_id, notice, f"reminder:{reminder_id}")
+        with unit_of_work(engine) as session:
+            reminder = session.get(Reminder, reminder_id)
+            reminder.updated_at = now
+            if result.status in ("sent", "duplicate"):
+                reminder.state, reminder.last_error = "sent", None
+                report.sent += 1
+            elif result.status == "unreachable" or attempts >= MAX_ATTEMPTS:
+                reminder.state, reminder.last_error = "failed", "; ".join(result.errors)[:500]
+                report.failed += 1
+            else:
+                reminder.state, reminder.send_after = "pending", now + config.retry_after
+                reminder.last_error = "; ".join(result.errors)[:500]
+                report.errors.extend(result.errors)
+    if report.sent or report.failed:
+        log.info(
+            "dispatch: %d sent, %d failed, %d deferred", report.sent, report.failed, report.deferred
+        )
+    return report

@@ -1,0 +1,56 @@
+"""Status notices: each officer or gateway status change is told to the citizen once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from bot.db import unit_of_work
+from bot.delivery import Notice
+from bot.dossiers import STATUS_LABELS
+from bot.models import Dossier, DossierStatusChange, utcnow
+from bot.notices import status_text
+from scheduler.dispatch import Deliver
+
+log = logging.getLogger(__name__)
+LOOKBACK = dt.timedelta(days=2)
+
+
+async def send_status_notices(
+    engine: Engine, deliver: Deliver, now: dt.datetime | None = None
+) -> int:
+    """Deliver notices for recent status changes not made by the citizen (idempotent per change)."""
+    now = now or utcnow()
+    with unit_of_work(engine) as session:
+        rows = session.execute(
+            select(
+                DossierStatusChange.id,
+                DossierStatusChange.status,
+                DossierStatusChange.note,
+                Dossier.code,
+                Dossier.citizen_id,
+            )
+            .join(Dossier, Dossier.id == DossierStatusChange.dossier_id)
+            .where(
+                DossierStatusChange.created_at >= now - LOOKBACK,
+                DossierStatusChange.changed_by != "citizen",
+                Dossier.citizen_id.is_not(None),
+            )
+            .order_by(DossierStatusChange.id)
+        ).all()
+    sent = 0
+    for change_id, status, note, code, citizen_id in rows:
+        notice = Notice(
+            text=status_text(code, status, note),
+            intent="EXTERNAL_dossier_status",
+            entities={"dossier_code": code, "status": status},
+            kind="dossier_status",
+            values={"dossier_code": code, "status": STATUS_LABELS.get(status, status)},
+            subject=f"Hồ sơ {code}: {STATUS_LABELS.get(status, status)}",
+        )
+        result = await deliver(citizen_id, notice, f"status:{change_id}")
+        sent += result.status == "sent"
+    return sent

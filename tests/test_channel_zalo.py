@@ -1,0 +1,286 @@
+"""Zalo OA channel against a fake OA API / OAuth / ZNS server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from rasa.core.channels.channel import UserMessage
+from sqlalchemy.engine import Engine
+
+from bot.db import unit_of_work
+from bot.models import ZaloToken
+from bot.sending import SendError
+from connectors.zalo import SIGNATURE_HEADER, ZaloInput
+from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
+from tests.fakes import FakeZalo, serve_channels, wait_for
+
+APP_ID, OA_SECRET, USER = "2553928453557884079", "oa-secret", "6142494823000000001"
+
+
+class Bot:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.messages: list[UserMessage] = []
+        self.delay = delay
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.messages.append(message)
+        await asyncio.sleep(self.delay)
+        await message.output_channel.send_response(
+            message.sender_id,
+            {
+                "text": "Ông/Bà có muốn gia hạn tạm trú không?",
+                "buttons": [
+                    {"title": "Đồng ý", "payload": "/affirm"},
+                    {
+                        "title": "Nhắc lại sau",
+                        "payload": '/postpone_reminder{"date": "2026-12-01"}',
+                    },
+                ],
+            },
+        )
+
+
+def config(fake: FakeZalo, **extra: Any) -> ZaloConfig:
+    return ZaloConfig(
+        APP_ID,
+        "app-secret",
+        OA_SECRET,
+        api_url=fake.url,
+        oauth_url=fake.url,
+        zns_url=fake.url,
+        timeout=0.5,
+        **extra,
+    )
+
+
+def event(name: str = "user_send_text", msg_id: str = "m-1", **message: Any) -> dict[str, Any]:
+    return {
+        "app_id": APP_ID,
+        "user_id_by_app": "979122185046046317",
+        "event_name": name,
+        "sender": {"id": USER},
+        "recipient": {"id": "3662729599332560487"},
+        "message": {"msg_id": msg_id, **message},
+        "timestamp": str(int(time.time() * 1000)),
+    }
+
+
+def signed(body: dict[str, Any], secret: str = OA_SECRET) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    mac = hashlib.sha256(APP_ID.encode() + raw + body["timestamp"].encode() + secret.encode())
+    return raw, {SIGNATURE_HEADER: "mac=" + mac.hexdigest()}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeZalo]:
+    api = await FakeZalo().start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+async def channel(fake: FakeZalo, engine: Engine) -> AsyncIterator[ZaloInput]:
+    cfg = config(fake)
+    ZaloTokenStore(engine, cfg).save("access-0", "refresh-0", 90000)
+    input_channel = ZaloInput(cfg, engine)
+    yield input_channel
+    await input_channel.close()
+
+
+async def post(client: httpx.AsyncClient, url: str, raw: bytes, headers: dict[str, str]) -> Any:
+    return await client.post(f"{url}/webhooks/zalo/webhook", content=raw, headers=headers)
+
+
+async def test_message_in_reply_out_with_buttons_and_click_back(
+    fake: FakeZalo, channel: ZaloInput
+) -> None:
+    bot = Bot()
+    async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+        answer = await post(client, url, *signed(event(text="gia hạn tạm trú")))
+        assert answer.status_code == 200
+        await wait_for(lambda: len(fake.sent) == 1)
+        assert (bot.messages[0].text, bot.messages[0].sender_id) == (
+            "gia hạn tạm trú",
+            f"zalo:{USER}",
+        )
+        sent = fake.sent[0]
+        assert sent["recipient"] == {"user_id": USER, "message_id": "m-1"}
+        buttons = sent["message"]["attachment"]["payload"]["buttons"]
+        assert [b["type"] for b in buttons] == ["oa.query.hide", "oa.query.hide"]
+        assert [b["title"] for b in buttons] == ["Đồng ý", "Nhắc lại sau"]
+
+        click = event(msg_id="m-2", text=buttons[1]["payload"])
+        await post(client, url, *signed(click))
+        await wait_for(lambda: len(bot.messages) == 2)
+    assert bot.messages[1].text == '/postpone_reminder{"date": "2026-12-01"}'
+
+
+async def test_forged_stale_or_foreign_events_are_refused(
+    fake: FakeZalo, channel: ZaloInput
+) -> None:
+    bot = Bot()
+    old = event(text="cũ")
+    old["timestamp"] = str(int((time.time() - 600) * 1000))
+    foreign = event(text="khác")
+    foreign["app_id"] = "999"
+    async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+        raw, _ = signed(event(text="giả"))
+        forged = await post(client, url, *signed(event(text="giả"), secret="guess"))
+        missing = await post(client, url, raw, {})
+        stale = await post(client, url, *signed(old))
+        other_app = await post(client, url, *signed(foreign))
+    assert [forged.status_code, missing.status_code, stale.status_code] == [401, 401, 401]
+    assert other_app.status_code in (401, 403)
+    assert bot.messages == [] and fake.calls == []
+
+
+async def test_duplicate_event_once_and_ack_within_two_seconds(
+    fake: FakeZalo, channel: ZaloInput
+) -> None:
+    bot = Bot(delay=2.5)  # Rasa busy with a slow action
+    async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+        raw, headers = signed(event(msg_id="dup-1", text="xin chào"))
+        started = time.monotonic()
+        first = await post(client, url, raw, headers)
+        elapsed = time.monotonic() - started
+        second = await post(client, url, raw, headers)
+        await wait_for(lambda: len(fake.sent) == 1, timeout=6)
+    assert elapsed < 1.0 and first.status_code == 200
+    assert second.json() == {"status": "duplicate"}
+    assert len(bot.messages) == 1
+
+
+async def test_other_events_polite_or_ignored(fake: FakeZalo, channel: ZaloInput) -> None:
+    bot = Bot()
+    async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+        sticker = await post(client, url, *signed(event("user_send_sticker", msg_id="s-1")))
+        follow = dict(event("follow"), follower={"id": USER})
+        ignored = await post(client, url, *signed(follow))
+        echo = await post(client, url, *signed(event("oa_send_text", msg_id="e-1", text="x")))
+        await wait_for(lambda: len(fake.sent) == 1)
+        emoji = await post(client, url, *signed(event(msg_id="m-9", text="😀🙏" * 2500)))
+        broken = await post(client, url, b"{oops", {SIGNATURE_HEADER: "mac=00"})
+        await wait_for(lambda: len(bot.messages) == 1)
+    assert [sticker.status_code, ignored.status_code, echo.status_code] == [200, 200, 200]
+    assert ignored.json() == {"status": "ignored"} and emoji.status_code == 200
+    assert broken.status_code == 400
+    assert "chỉ đọc được tin nhắn dạng chữ" in fake.sent[0]["message"]["text"]
+    assert len(bot.messages[0].text) == 4096
+
+
+async def test_token_refresh_under_concurrency_spends_the_refresh_token_once(
+    fake: FakeZalo, engine: Engine
+) -> None:
+    cfg = config(fake)
+    ZaloTokenStore(engine, cfg).save("revoked-token", "refresh-0", 90000)
+    workers = [ZaloApi(cfg, ZaloTokenStore(engine, cfg)) for _ in range(2)]
+    try:
+        await asyncio.gather(
+            *(api.send_text(USER, f"tin {i}") for api in workers for i in range(4))
+        )
+    finally:
+        for api in workers:
+            await api.close()
+    assert fake.refreshes == 1
+    assert len(fake.sent) == 8
+    with unit_of_work(engine) as session:
+        row = session.get(ZaloToken, "oa")
+        assert row is not None
+        assert (row.access_token, row.refresh_token, row.refreshes) == ("access-1", "refresh-1", 1)
+
+
+async def test_expired_token_is_refreshed_before_sending(fake: FakeZalo, engine: Engine) -> None:
+    cfg = config(fake)
+    ZaloTokenStore(engine, cfg).save("old", "refresh-0", 0)
+    api = ZaloApi(cfg, ZaloTokenStore(engine, cfg))
+    try:
+        await api.send_text(USER, "xin chào")
+    finally:
+        await api.close()
+    assert fake.refreshes == 1 and [c[0] for c in fake.calls] == ["oauth", "cs"]
+
+
+async def test_error_codes_map_to_retry_fallback_or_give_up(fake: FakeZalo, engine: Engine) -> None:
+    cfg = config(fake)
+    ZaloTokenStore(engine, cfg).save("access-0", "refresh-0", 90000)
+    api = ZaloApi(cfg, ZaloTokenStore(engine, cfg))
+    kinds = []
+    try:
+        for behaviour in ["500", "timeout", "-32", "-230", "-232", "-224", "-201"]:
+            fake.fail_next(behaviour)
+            with pytest.raises(SendError) as caught:
+                await api.send_text(USER, "x")
+            kinds.append(caught.value.kind)
+        fake.refresh.clear()  # the refresh token was revoked: an admin must authorise again
+        fake.access.clear()
+        with pytest.raises(SendError) as revoked:
+            await api.send_text(USER, "x")
+    finally:
+        await api.close()
+    assert kinds == ["retry", "retry", "retry", "fallback", "fallback", "fallback", "permanent"]
+    assert revoked.value.kind == "permanent"
+
+
+async def test_zns_template_message_by_phone(fake: FakeZalo, engine: Engine) -> None:
+    template = ZnsTemplate("7895417a", {"ho_ten": "full_name", "han": "due_date"})
+    cfg = config(fake, zns_templates={"EXTERNAL_reminder": template}, zns_mode="development")
+    ZaloTokenStore(engine, cfg).save("access-0", "refresh-0", 90000)
+    api = ZaloApi(cfg, ZaloTokenStore(engine, cfg))
+    try:
+        data = template.data_for({"full_name": "Nguyễn Văn An", "due_date": "20/12/2026"})
+        msg_id = await api.send_zns("0905123456", template.template_id, data, "reminder-42")
+    finally:
+        await api.close()
+    assert msg_id == "z1"
+    assert fake.zns == [
+        {
+            "phone": "84905123456",
+            "template_id": "7895417a",
+            "template_data": {"ho_ten": "Nguyễn Văn An", "han": "20/12/2026"},
+            "tracking_id": "reminder-42",
+            "mode": "development",
+        }
+    ]
+
+
+async def test_operator_command_stores_and_spends_the_first_refresh_token(
+    fake: FakeZalo, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from connectors import __main__ as cli
+
+    for name, value in {
+        "ZALO_APP_ID": APP_ID,
+        "ZALO_APP_SECRET": "app-secret",
+        "ZALO_OA_SECRET": OA_SECRET,
+        "ZALO_OAUTH_URL": fake.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli, "get_engine", lambda: engine)
+    monkeypatch.setattr("sys.stdin", io.StringIO("refresh-0\n"))
+    assert await asyncio.to_thread(cli.zalo_token) == 0
+    with unit_of_work(engine) as session:
+        row = session.get(ZaloToken, "oa")
+        assert row is not None and (row.access_token, row.refresh_token) == (
+            "access-1",
+            "refresh-1",
+        )
+
+
+def test_disabled_without_credentials(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ZaloConfig.REQUIRED:
+        monkeypatch.delenv(name, raising=False)
+    with caplog.at_level("INFO"):
+        channel = ZaloInput.from_credentials(None)
+    assert channel.get_output_channel() is None
+    assert caplog.text.count("zalo channel disabled") == 1
