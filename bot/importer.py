@@ -18,6 +18,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection, Engine
 
 from bot.catalogue import Catalogue
+from bot.db import refresh_statistics
 from bot.models import Business, Citizen, Record, utcnow
 from bot.tabular import FileFormatError, count_data_rows, open_table
 from bot.vn import (
@@ -29,6 +30,7 @@ from bot.vn import (
     validate_tax_code,
 )
 
+ANALYZE_AFTER_ROWS = 10_000
 BATCH = 2000
 Parser = Callable[[Any], Any]
 
@@ -352,5 +354,7 @@ def import_file(
                     _write_batch(conn, spec, batch, report)
                 if progress:
                     progress(report.rows, total)
+    if report.rows >= ANALYZE_AFTER_ROWS:
+        refresh_statistics(engine)
     report.rejected.sort(key=lambda r: r.line)
     return report

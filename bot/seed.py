@@ -27,6 +27,7 @@ from bot.catalogue import (
     JoinedTrigger,
     Service,
 )
+from bot.db import refresh_statistics
 from bot.models import Business, Citizen, Record, utcnow
 from bot.vn import add_years
 
@@ -327,6 +328,7 @@ def seed(
             _insert(conn, rows, records, Business.__table__, report)
             report.businesses += len(rows)
         _reset_sequences(conn)
+    refresh_statistics(engine)
     return report
 
 
