@@ -7,9 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_import_seed, bench_nlu
+from bench import bench_console, bench_delivery, bench_import_seed, bench_nlu, bench_scan
 
-BENCHMARKS = [bench_import_seed, bench_nlu]
+BENCHMARKS = [bench_import_seed, bench_nlu, bench_scan, bench_delivery, bench_console]
 
 if __name__ == "__main__":
     for module in BENCHMARKS:

@@ -458,3 +458,125 @@ class DeliveryAttempt(Base):
 
 # --- Officer console (issue 7) -------------------------------------------------------------
 
+
+class ConversationSummary(Base):
+    """One row per Rasa conversation, derived from the tracker store by `console.indexer`.
+
+    The console lists and filters these instead of aggregating the raw `events` table on every
+    request; rebuilt from the events at any time, so it never holds anything the store lacks.
+    """
+
+    __tablename__ = "console_conversations"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    sender_id: Mapped[str] = Column(String(255), nullable=False, unique=True)
+    channel: Mapped[str] = Column(String(20), nullable=False, index=True)
+    first_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, index=True)
+    last_at: Mapped[dt.datetime] = Column(DateTime, nullable=False)
+    user_messages: Mapped[int] = Column(Integer, nullable=False, default=0)
+    low_confidence: Mapped[int] = Column(Integer, nullable=False, default=0)
+    fallbacks: Mapped[int] = Column(Integer, nullable=False, default=0)
+    handoff: Mapped[bool] = Column(Boolean, nullable=False, default=False)
+    rating: Mapped[int | None] = Column(SmallInteger)
+    last_intent: Mapped[str | None] = Column(String(80))
+    preview: Mapped[str | None] = Column(String(200))
+    max_event_id: Mapped[int] = Column(Integer, nullable=False, default=0)
+    updated_at: Mapped[dt.datetime] = _updated()
+    __table_args__ = (Index("ix_console_conversations_last", "last_at", "id"),)
+
+
+class ConversationTag(Base):
+    """Search terms, intents and services of a conversation (`w:`, `i:`, `s:` prefixes)."""
+
+    __tablename__ = "console_conversation_tags"
+    tag: Mapped[str] = Column(String(64), primary_key=True)
+    conversation_id: Mapped[int] = Column(
+        ForeignKey("console_conversations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ConsoleSyncState(Base):
+    """How far the indexer has read the tracker store's events."""
+
+    __tablename__ = "console_sync_state"
+    name: Mapped[str] = Column(String(40), primary_key=True)
+    last_event_id: Mapped[int] = Column(Integer, nullable=False, default=0)
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class ConsoleSession(Base):
+    """A signed-in officer; the id is a keyed digest of the cookie, never the cookie itself."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = Column(String(64), primary_key=True)
+    officer_id: Mapped[int] = Column(
+        ForeignKey("officers.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    reveals: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    ip: Mapped[str | None] = Column(String(45))
+    created_at: Mapped[dt.datetime] = _created()
+    last_seen_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, index=True)
+
+
+class ConversationLabel(Base):
+    """An officer's label on a conversation; the label `keep` exempts it from retention."""
+
+    __tablename__ = "conversation_labels"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    sender_id: Mapped[str] = Column(String(255), nullable=False)
+    label: Mapped[str] = Column(String(40), nullable=False, index=True)
+    created_by: Mapped[str] = Column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+    __table_args__ = (UniqueConstraint("sender_id", "label", name="uq_conversation_labels_label"),)
+
+
+class ConversationComment(Base):
+    __tablename__ = "conversation_comments"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    sender_id: Mapped[str] = Column(String(255), nullable=False, index=True)
+    officer: Mapped[str] = Column(String(64), nullable=False)
+    text: Mapped[str] = Column(Text, nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class MessageFlag(Base):
+    """A citizen message the model misunderstood, with the intent an officer says is right.
+
+    The text is stored already masked: it outlives the conversation and goes into `nlu/`.
+    """
+
+    __tablename__ = "message_flags"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    sender_id: Mapped[str] = Column(String(255), nullable=False)
+    event_id: Mapped[int] = Column(Integer, nullable=False)
+    text: Mapped[str] = Column(Text, nullable=False)
+    predicted_intent: Mapped[str | None] = Column(String(80))
+    confidence_pct: Mapped[int | None] = Column(SmallInteger)
+    correct_intent: Mapped[str] = Column(String(80), nullable=False)
+    officer: Mapped[str] = Column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+    exported_at: Mapped[dt.datetime | None] = Column(DateTime)
+    __table_args__ = (UniqueConstraint("sender_id", "event_id", name="uq_message_flags_event"),)
+
+
+class HandoffReply(Base):
+    """An officer's reply in a hand-off; the form's key makes a double submit send once."""
+
+    __tablename__ = "handoff_replies"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    handoff_id: Mapped[int] = Column(
+        ForeignKey("handoffs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    key: Mapped[str] = Column(String(40), nullable=False, unique=True)
+    officer: Mapped[str] = Column(String(64), nullable=False)
+    text: Mapped[str | None] = Column(Text)
+    status: Mapped[str] = Column(String(10), nullable=False, default="sending")
+    error: Mapped[str | None] = Column(Text)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+# Composite indexes for the console's filtered lists (filter column, then the list's order).
+_S = ConversationSummary
+Index("ix_console_conversations_channel_last", _S.channel, _S.last_at)
+Index("ix_console_conversations_handoff_last", _S.handoff, _S.last_at)
+Index("ix_console_conversations_rating_last", _S.rating, _S.last_at)

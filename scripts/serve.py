@@ -1,7 +1,9 @@
 """Start every process of the assistant on embedded defaults; Ctrl-C (or one dying) stops all.
 
-Used by `make run`. Each child gets the project's environment; ports come from RASA_PORT and
-ACTION_PORT. The Rasa HTTP API requires a token: RASA_AUTH_TOKEN, or one generated once into
+Used by `make run`: the Rasa server, the action server, the officer console and the
+scheduler. Each child
+gets the project's environment; ports come from RASA_PORT, ACTION_PORT and CONSOLE_PORT. The
+Rasa HTTP API requires a token: RASA_AUTH_TOKEN, or one generated once into
 var/rasa_auth_token (readable only by the owner).
 """
 
@@ -64,19 +66,28 @@ def commands() -> dict[str, list[str]]:
             "--log-file",
             str(var_dir() / "rasa.log"),
         ],
+        "officer console": [sys.executable, "-m", "console", "serve"],
+        "scheduler": [sys.executable, "-m", "scheduler", "run"],
     }
 
 
 def main() -> int:
-    env = {**os.environ, "SANIC_HOST": os.environ.get("ACTION_HOST", "127.0.0.1")}
+    env = {
+        "RASA_URL": f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}",
+        **os.environ,
+        "SANIC_HOST": os.environ.get("ACTION_HOST", "127.0.0.1"),
+    }
     children: dict[str, subprocess.Popen] = {}
     for name, cmd in commands().items():
         print(f"starting {name}", flush=True)
         children[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     token_from = "RASA_AUTH_TOKEN" if os.environ.get("RASA_AUTH_TOKEN") else "var/rasa_auth_token"
     port = os.environ.get("RASA_PORT", "5005")
+    console = os.environ.get("CONSOLE_PORT", "8000")
     print(
-        f"Rasa API on http://127.0.0.1:{port} (token: {token_from}); Ctrl-C stops all.", flush=True
+        f"Rasa API on http://127.0.0.1:{port} (token: {token_from}), officer console on "
+        f"http://127.0.0.1:{console}; Ctrl-C stops all.",
+        flush=True,
     )
     stopping = False
 

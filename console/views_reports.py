@@ -1,0 +1,133 @@
+"""Routes: dashboard, CSV exports, audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.dossiers import STATUS_LABELS
+from bot.models import AuditEntry, utcnow
+from bot.reports import OVERALL, SATISFACTION_TARGET, SUBMISSION_TARGET, build_report
+from console import exports
+from console.charts import bar_chart
+from console.conversations import ConversationFilter
+from console.dossiers import DossierFilter
+from console.timefmt import day_start_utc, local, parse_day
+from console.web import db, deps, officer, render, requires
+
+routes = web.RouteTableDef()
+
+
+def period(request: web.Request) -> tuple[dt.date, dt.date]:
+    """The chosen local days [from, to]; the last 30 days by default."""
+    today = (local(utcnow()) or utcnow()).date()
+    start = parse_day(request.query.get("from")) or today - dt.timedelta(days=29)
+    end = parse_day(request.query.get("to")) or today
+    return (start, end) if start <= end else (end, start)
+
+
+def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    return day_start_utc(start), day_start_utc(end + dt.timedelta(days=1))
+
+
+def duration(value: dt.timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} phút {seconds % 60:02d} giây"
+    if seconds < 86400:
+        return f"{seconds // 3600} giờ {seconds % 3600 // 60:02d} phút"
+    return f"{seconds // 86400} ngày {seconds % 86400 // 3600} giờ"
+
+
+@routes.get("/dashboard")
+async def dashboard(request: web.Request) -> web.Response:
+    start, end = period(request)
+    d = deps(request)
+    report = await db(request, build_report, *_bounds(start, end), d.tracker)
+    names = {s.code: s.name for s in d.catalogue.services}
+    per_service = sorted((k, v) for k, v in report.items() if k != OVERALL)
+    overall = report[OVERALL]
+    charts = {
+        "satisfaction": bar_chart(
+            [
+                (names.get(code, code), 100 * ind.satisfaction_rate)
+                for code, ind in per_service
+                if ind.satisfaction_rate is not None
+            ],
+            " %",
+            max_value=100,
+            target=100 * SATISFACTION_TARGET,
+        ),
+        "status": bar_chart(
+            [(STATUS_LABELS.get(s, s), n) for s, n in sorted(overall.dossiers.items())]
+        ),
+        "ratings": bar_chart([(f"{k} sao", n) for k, n in sorted(overall.histogram.items())]),
+    }
+    return render(
+        request,
+        "dashboard.html",
+        start=start,
+        end=end,
+        overall=overall,
+        per_service=per_service,
+        names=names,
+        charts=charts,
+        duration=duration,
+        target=SATISFACTION_TARGET,
+        submission_target=SUBMISSION_TARGET,
+    )
+
+
+@routes.get("/exports")
+async def exports_page(request: web.Request) -> web.Response:
+    start, end = period(request)
+    return render(request, "exports.html", start=start, end=end)
+
+
+def _csv(body: bytes, name: str) -> web.Response:
+    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    return web.Response(
+        body=body,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
+    )
+
+
+@routes.get("/exports/conversations.csv")
+@requires("supervisor")
+async def export_conversations(request: web.Request) -> web.Response:
+    flt = ConversationFilter.from_query(request.query)
+    body = await db(request, exports.conversations_csv, flt, officer(request).username)
+    return _csv(body, "hoi-thoai")
+
+
+@routes.get("/exports/dossiers.csv")
+@requires("supervisor")
+async def export_dossiers(request: web.Request) -> web.Response:
+    flt = DossierFilter.from_query(request.query)
+    body = await db(request, exports.dossiers_csv, flt, officer(request).username)
+    return _csv(body, "ho-so")
+
+
+@routes.get("/exports/ratings.csv")
+@requires("supervisor")
+async def export_ratings(request: web.Request) -> web.Response:
+    start, end = period(request)
+    body = await db(request, exports.ratings_csv, *_bounds(start, end), officer(request).username)
+    return _csv(body, "danh-gia")
+
+
+@routes.get("/audit")
+@requires("admin")
+async def audit_log(request: web.Request) -> web.Response:
+    def load(session: Session) -> list[AuditEntry]:
+        return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(300)))
+
+    entries = await db(request, load)
+    return render(request, "audit.html", entries=entries)
