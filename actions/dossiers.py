@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.base import CitizenAction, entity, sender_of, today
+from actions.procedures import ActionAnswerProcedure
 from bot.catalogue import Catalogue, get_catalogue
 from bot.db import unit_of_work
 from bot.dossiers import own_dossier, submit_draft
@@ -89,6 +90,9 @@ class ActionRequestService(CitizenAction):
         return "action_request_service"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+        if tracker.get_slot("pending_question") not in (None, "overview"):
+            # "cần giấy tờ gì?" … "khai sinh": a bare name answers the question still pending.
+            return ActionAnswerProcedure().run(dispatcher, tracker, {})
         code = entity(tracker, "service") or tracker.get_slot("service")
         if code not in {s.code for s in catalogue.services}:
             dispatcher.utter_message(

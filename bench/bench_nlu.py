@@ -10,7 +10,10 @@ answer); entity F1 (micro, exact start/end/type; `date` is not annotated); servi
 (examples with an annotated service whose predicted service values are exactly the annotated
 ones); median latency of one parse; median training time per fold.
 
-    python bench/bench_nlu.py [--config PATH ...] [--folds N]
+    python bench/bench_nlu.py [--config PATH ...] [--folds N] [--report]
+
+--report also prints, for the first config (original texts), each intent's precision, recall
+and F1 and every misclassified example (gold → predicted), to find the data worth fixing.
 
 Env: BENCH_NLU_CONFIGS (comma-separated config paths), BENCH_NLU_FOLDS (default 5).
 """
@@ -83,6 +86,7 @@ class Tally:
 
     gold: list[str] = field(default_factory=list)
     predicted: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
     fallbacks: int = 0
     entity_tp: int = 0
     entity_pred: int = 0
@@ -93,6 +97,7 @@ class Tally:
 
     def add(self, example: Example, parsed: dict[str, Any]) -> None:
         self.gold.append(example.intent)
+        self.texts.append(example.text)
         ranking = [r["name"] for r in parsed.get("intent_ranking") or [] if r["name"] != FALLBACK]
         top = (parsed.get("intent") or {}).get("name") or "None"
         self.fallbacks += top == FALLBACK
@@ -289,8 +294,9 @@ def summarise(name: str, test_set: str, tally: Tally, train_s: list[float]) -> l
 
 def cross_validate(
     configs: list[Path], folds: int
-) -> tuple[list[list[object]], list[tuple[str, str, int]]]:
-    """Table rows, and the top intent confusions (gold, predicted, count) of the first config."""
+) -> tuple[list[list[object]], list[tuple[str, str, int]], Tally | None]:
+    """Table rows, the top intent confusions (gold, predicted, count) of the first config, and
+    the first config's tally on the original texts."""
     if folds < 2:
         raise ValueError("cross-validation needs at least 2 folds")
     with quiet():
@@ -305,6 +311,7 @@ def cross_validate(
     )
     rows: list[list[object]] = []
     confusions: list[tuple[str, str, int]] = []
+    first: Tally | None = None
     for name, config in zip(config_names(configs), configs, strict=True):
         tallies = {test_set: Tally() for test_set in TEST_SETS}
         train_s: list[float] = []
@@ -320,19 +327,40 @@ def cross_validate(
                 )
                 evaluate_fold(model, test_msgs, tallies)
         rows += [summarise(name, t, tallies[t], train_s) for t in TEST_SETS]
-        if not confusions:
-            original = tallies["original"]
+        if first is None:
+            first = original = tallies["original"]
             counts = Counter(
                 (g, p) for g, p in zip(original.gold, original.predicted, strict=True) if g != p
             )
             ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
             confusions = [(g, p, c) for (g, p), c in ranked[:10]]
-    return rows, confusions
+    return rows, confusions, first
 
 
 def run(configs: list[Path], folds: int) -> list[list[object]]:
     """Cross-validate each config; one row per config × test set (columns as HEADERS)."""
     return cross_validate(configs, folds)[0]
+
+
+def per_intent_rows(tally: Tally) -> list[list[object]]:
+    """Precision, recall, F1 and support of each intent, worst F1 first."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    labels = sorted(set(tally.gold))
+    p, r, f, n = precision_recall_fscore_support(
+        tally.gold, tally.predicted, labels=labels, zero_division=0
+    )
+    rows = [
+        [label, round(float(pi), 3), round(float(ri), 3), round(float(fi), 3), int(ni)]
+        for label, pi, ri, fi, ni in zip(labels, p, r, f, n, strict=True)
+    ]
+    return sorted(rows, key=lambda row: (row[3], row[0]))
+
+
+def error_rows(tally: Tally) -> list[list[object]]:
+    """Every misclassified example, grouped by (gold, predicted)."""
+    errors = zip(tally.gold, tally.predicted, tally.texts, strict=True)
+    return sorted([g, p, t] for g, p, t in errors if g != p)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -345,6 +373,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     folds = int(os.environ.get("BENCH_NLU_FOLDS", "5"))
     parser.add_argument("--folds", type=int, default=folds, help=f"default {folds}")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="also print per-intent F1 and the misclassified examples of the first config",
+    )
     return parser.parse_args(argv)
 
 
@@ -359,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     for config in configs:
         if not config.is_file():
             raise SystemExit(f"config not found: {config}")
-    rows, confusions = cross_validate(configs, args.folds)
+    rows, confusions, first = cross_validate(configs, args.folds)
     print_table(
         f"NLU {args.folds}-fold cross-validation by intent ({NLU_DIR.relative_to(ROOT)}/; "
         f"parse = one Agent.parse_message, after {WARMUP} warm-up parses per fold)",
@@ -371,6 +404,18 @@ def main(argv: list[str] | None = None) -> None:
         ["gold", "predicted", "count"],
         [list(c) for c in confusions] or [["–", "–", 0]],
     )
+    if args.report and first is not None:
+        name = config_names(configs)[0]
+        print_table(
+            f"Per-intent scores of {name} (original texts)",
+            ["intent", "precision", "recall", "F1", "support"],
+            per_intent_rows(first),
+        )
+        print_table(
+            f"Misclassified examples of {name} (original texts)",
+            ["gold", "predicted", "text"],
+            error_rows(first) or [["–", "–", "–"]],
+        )
 
 
 if __name__ == "__main__":

@@ -268,3 +268,15 @@ def test_status_notice_goes_to_the_owner_with_the_survey(
     assert any(m.get("buttons") for m in messages)  # the 1–5 rating question
     other = tracker("", "EXTERNAL_dossier_status", [ent("dossier_code", code)], sender="u2")
     assert run(ActionDossierStatus(), other)[0] == []
+
+
+def test_a_bare_service_name_answers_the_pending_question(app: Path) -> None:
+    t = tracker(
+        "khai sinh",
+        "request_service",
+        [ent("service", "khai_sinh")],
+        slots={"pending_question": "fee"},
+    )
+    messages, events = run(ActionRequestService(), t)
+    assert "Lệ phí" in texts(messages) or "lệ phí" in texts(messages)
+    assert {"event": "slot", "timestamp": None, "name": "pending_question", "value": None} in events
