@@ -6,10 +6,9 @@ import re
 
 from rasa_sdk.events import SlotSet
 
-from actions.base import CitizenAction, entity, sender_of, today
-from actions.identity import UNLINK_WORDS
+from actions.base import CitizenAction, entity, today
+from actions.identity import unlinked_on_request
 from bot.dossiers import cancel, dossiers_of, own_dossier
-from bot.identity import unbind
 from bot.messages import RATING_QUESTION, dossier_line, rating_buttons, timeline_text
 from bot.notices import status_text
 from bot.preferences import dues_of_citizen, postpone, postpone_until, stop
@@ -58,10 +57,7 @@ class ActionCancelDossier(CitizenAction):
         return "action_cancel_dossier"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
-        if any(w in fold(tracker.latest_message.get("text") or "") for w in UNLINK_WORDS):
-            channel, sender_id = sender_of(tracker)
-            unbind(session, channel, sender_id)
-            dispatcher.utter_message(text="Đã hủy liên kết tài khoản trên kênh này.")
+        if unlinked_on_request(dispatcher, tracker, session):
             return []
         code = entity(tracker, "dossier_code")
         if not code:

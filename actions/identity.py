@@ -51,6 +51,21 @@ TEXTS = {
 UNLINK_WORDS = ("huy lien ket", "ngat lien ket", "dang xuat", "bo lien ket")
 
 
+def unlinked_on_request(
+    dispatcher: CollectingDispatcher, tracker: Tracker, session: Session
+) -> bool:
+    """ "Hủy liên kết" (whatever intent the NLU gave it): unbind this channel sender."""
+    if not any(w in fold(tracker.latest_message.get("text") or "") for w in UNLINK_WORDS):
+        return False
+    removed = unbind(session, *sender_of(tracker))
+    dispatcher.utter_message(
+        text="Đã hủy liên kết tài khoản trên kênh này."
+        if removed
+        else "Kênh này chưa liên kết với tài khoản nào."
+    )
+    return True
+
+
 class ActionLinkAccount(CitizenAction):
     """Handles link_account, and inform carrying an ID number or a one-time code."""
 
@@ -68,14 +83,7 @@ class ActionLinkAccount(CitizenAction):
         catalogue: Catalogue,
     ) -> list[dict[str, Any]]:
         channel, sender_id = sender_of(tracker)
-        text = fold(tracker.latest_message.get("text") or "")
-        if any(words in text for words in UNLINK_WORDS):
-            removed = unbind(session, channel, sender_id)
-            dispatcher.utter_message(
-                text="Đã hủy liên kết tài khoản trên kênh này."
-                if removed
-                else "Kênh này chưa liên kết với tài khoản nào."
-            )
+        if unlinked_on_request(dispatcher, tracker, session):
             return []
         if citizen is not None:
             dispatcher.utter_message(

@@ -66,33 +66,26 @@ def _birthdays_to_dobs(birthday: dt.date, age: int) -> list[dt.date]:
     return sorted(d for d in dobs if add_years(d, age) == birthday)
 
 
-def _citizen_subject_filters(service: Service, subject_id, day: dt.date):  # type: ignore[no-untyped-def]
-    """Not stopped, not postponed past `day`, no open dossier for this service."""
-    return [
-        ~exists().where(
-            ReminderPreference.citizen_id == subject_id,
-            ReminderPreference.service_code.in_([service.code, ALL_SERVICES]),
-            or_(ReminderPreference.stopped, ReminderPreference.postponed_until > day),
-        ),
-        ~exists().where(
-            Dossier.citizen_id == subject_id,
-            Dossier.service_code == service.code,
-            Dossier.status.in_(OPEN_DOSSIER_STATUSES),
-        ),
-    ]
-
-
-def _business_subject_filters(service: Service, business_id, day: dt.date):  # type: ignore[no-untyped-def]
-    """The same for a business: preferences are its legal representative's."""
-    return [
-        ~exists().where(
-            Business.id == business_id,
+def _subject_filters(service: Service, subject_id, day: dt.date, business: bool):  # type: ignore[no-untyped-def]
+    """Not stopped, not postponed past `day`, no open dossier for this service. A business's
+    preferences are its legal representative's."""
+    if business:
+        preference_owner = [
+            Business.id == subject_id,
             ReminderPreference.citizen_id == Business.representative_id,
+        ]
+        dossier_owner = Dossier.business_id == subject_id
+    else:
+        preference_owner = [ReminderPreference.citizen_id == subject_id]
+        dossier_owner = Dossier.citizen_id == subject_id
+    return [
+        ~exists().where(
+            *preference_owner,
             ReminderPreference.service_code.in_([service.code, ALL_SERVICES]),
             or_(ReminderPreference.stopped, ReminderPreference.postponed_until > day),
         ),
         ~exists().where(
-            Dossier.business_id == business_id,
+            dossier_owner,
             Dossier.service_code == service.code,
             Dossier.status.in_(OPEN_DOSSIER_STATUSES),
         ),
@@ -114,9 +107,7 @@ def _record_stage(service: Service, stage: int, day: dt.date, now: dt.datetime) 
         date_match = Record.event_date == deadline - dt.timedelta(days=trigger.within_days)
         event_key = literal("record:") + cast(Record.id, String)
     filters = [Record.kind == trigger.record_kind, date_match, subject.is_not(None)]
-    filters += (_business_subject_filters if business else _citizen_subject_filters)(
-        service, subject, day
-    )
+    filters += _subject_filters(service, subject, day, business)
     if isinstance(trigger, EventDeadlineTrigger) and trigger.fulfilled_by:
         later = aliased(Record)
         filters.append(
@@ -179,7 +170,7 @@ def _age_stage(
                     newer.kind == trigger.record_kind,
                     newer.issued_on > card.issued_on,
                 ),
-                *_citizen_subject_filters(service, Citizen.id, day),
+                *_subject_filters(service, Citizen.id, day, business=False),
             )
 
 
