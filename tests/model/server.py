@@ -1,4 +1,9 @@
-"""A real Rasa server and action server on loopback, with their own database and var/ folder."""
+"""Real Rasa servers and action servers on loopback, with their own database and var/ folder.
+
+`Servers` is the common pair (one Rasa server, one action server, SQLite tracker store). The
+parts (`RasaServer`, `ActionServer`, `write_endpoints`) let a test start several of each, put
+the tracker store on PostgreSQL, the lock store on Redis, and kill or restart one of them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from bot.config import PROJECT_ROOT
 
 TOKEN = "test-token"
+RASA = str(Path(sys.executable).parent / "rasa")
 
 
 def free_port() -> int:
@@ -40,72 +48,194 @@ def _wait(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
     raise TimeoutError(url)
 
 
+def tracker_store_yaml(url: str | None) -> str:
+    """Rasa's SQL tracker store for a SQLAlchemy URL (SQLite or PostgreSQL); None: in memory."""
+    if url is None:
+        return ""
+    parsed = make_url(url)
+    dialect = parsed.drivername.split("+")[0]
+    lines = ["tracker_store:", "  type: SQL", f'  dialect: "{dialect}"', f'  db: "{parsed.database}"']
+    if dialect != "sqlite":
+        lines += [f'  url: "{parsed.host or "127.0.0.1"}"', f"  port: {parsed.port or 5432}"]
+        lines += [f'  username: "{parsed.username or ""}"', f'  password: "{parsed.password or ""}"']
+    return "\n".join(lines) + "\n"
+
+
+def write_endpoints(
+    path: Path,
+    action_url: str | None,
+    tracker_url: str | None,
+    redis_url: str | None = None,
+    lock_prefix: str = "test",
+) -> Path:
+    """An endpoints.yml: action server (or none), tracker store, Redis lock store (or Rasa's
+    in-memory one)."""
+    text = f'action_endpoint:\n  url: "{action_url}"\n' if action_url else ""
+    text += tracker_store_yaml(tracker_url)
+    if redis_url:
+        redis = make_url(redis_url)
+        text += (
+            f'lock_store:\n  type: redis\n  url: "{redis.host}"\n  port: {redis.port or 6379}\n'
+            f"  db: {redis.database or 0}\n  key_prefix: {lock_prefix}\n"
+        )
+    path.write_text(text)
+    return path
+
+
+class _Process:
+    """One server process with its log file; start, stop (SIGTERM), kill (SIGKILL), restart."""
+
+    name = "server"
+
+    def __init__(self, workdir: Path, env: dict[str, str], port: int | None = None) -> None:
+        self.workdir, self.env = workdir, env
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = workdir / f"{self.name}-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def health_url(self) -> str:
+        return self.url + "/"
+
+    def start(self, wait: bool = True) -> None:
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            self.command(), cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, seconds: float = 180) -> None:
+        assert self.proc is not None
+        _wait(self.health_url(), self.proc, seconds)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, as when the machine or the OOM killer stops it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+class ActionServer(_Process):
+    name = "actions"
+
+    def command(self) -> list[str]:
+        return [RASA, "run", "actions", "--actions", "actions", "--port", str(self.port)]
+
+    def health_url(self) -> str:
+        return self.url + "/health"
+
+    @property
+    def webhook(self) -> str:
+        return self.url + "/webhook"
+
+
+class RasaServer(_Process):
+    name = "rasa"
+
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        endpoints: Path,
+        port: int | None = None,
+        credentials: Path = PROJECT_ROOT / "credentials.yml",
+    ) -> None:
+        super().__init__(workdir, env, port)
+        self.endpoints, self.credentials = endpoints, credentials
+
+    def command(self) -> list[str]:
+        return [
+            RASA,
+            "run",
+            "--enable-api",
+            "--auth-token",
+            TOKEN,
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--model",
+            str(PROJECT_ROOT / "models"),
+            "--endpoints",
+            str(self.endpoints),
+            "--credentials",
+            str(self.credentials),
+        ]
+
+
+def base_env(workdir: Path, database_url: str, tracker_url: str | None) -> dict[str, str]:
+    """The environment both servers share: app database, var/ folder, secret, tracker URL."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "APP_VAR_DIR": str(workdir),
+        "APP_SECRET_KEY": "integration",
+        "ERASURE_DELAY_SECONDS": "0.5",
+        "SANIC_HOST": "127.0.0.1",
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
+    if tracker_url:
+        env["TRACKER_DB_URL"] = tracker_url
+    return env
+
+
 class Servers:
     """Starts both servers; `say` talks through the REST channel like a citizen."""
 
     def __init__(
-        self, workdir: Path, database_url: str, extra_env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        database_url: str,
+        extra_env: dict[str, str] | None = None,
+        tracker_url: str | None = "",
+        redis_url: str | None = None,
     ) -> None:
+        """`tracker_url` "" means a SQLite file in workdir, None Rasa's in-memory store."""
         self.workdir = workdir
-        self.rasa_port, self.action_port = free_port(), free_port()
-        endpoints = workdir / "endpoints.yml"
-        endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-            f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{workdir}/tracker.db"\n'
+        if tracker_url == "":
+            tracker_url = f"sqlite:///{workdir}/tracker.db"
+        self.env = {**base_env(workdir, database_url, tracker_url), **(extra_env or {})}
+        self.action_server = ActionServer(workdir, self.env)
+        endpoints = write_endpoints(
+            workdir / "endpoints.yml", self.action_server.webhook, tracker_url, redis_url
         )
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "APP_VAR_DIR": str(workdir),
-            "APP_SECRET_KEY": "integration",
-            "TRACKER_DB_URL": f"sqlite:///{workdir}/tracker.db",
-            "ERASURE_DELAY_SECONDS": "0.5",
-            "SANIC_HOST": "127.0.0.1",
-            "RASA_TELEMETRY_ENABLED": "false",
-            **(extra_env or {}),
-        }
-        rasa = str(Path(sys.executable).parent / "rasa")
-        logs = (workdir / "actions.log").open("w"), (workdir / "rasa.log").open("w")
-        self.actions = subprocess.Popen(
-            [rasa, "run", "actions", "--actions", "actions", "--port", str(self.action_port)],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=logs[0],
-            stderr=subprocess.STDOUT,
-        )
-        self.rasa = subprocess.Popen(
-            [
-                rasa,
-                "run",
-                "--enable-api",
-                "--auth-token",
-                TOKEN,
-                "--interface",
-                "127.0.0.1",
-                "--port",
-                str(self.rasa_port),
-                "--model",
-                str(PROJECT_ROOT / "models"),
-                "--endpoints",
-                str(endpoints),
-                "--credentials",
-                str(PROJECT_ROOT / "credentials.yml"),
-            ],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=logs[1],
-            stderr=subprocess.STDOUT,
-        )
-        _wait(f"http://127.0.0.1:{self.action_port}/health", self.actions)
-        _wait(f"http://127.0.0.1:{self.rasa_port}/", self.rasa)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.rasa_port}", timeout=60)
+        self.rasa_server = RasaServer(workdir, self.env, endpoints)
+        self.action_server.start(wait=False)
+        self.rasa_server.start(wait=False)
+        self.action_server.wait_ready()
+        self.rasa_server.wait_ready()
+        self.rasa_port, self.action_port = self.rasa_server.port, self.action_server.port
+        self.client = httpx.Client(base_url=self.rasa_server.url, timeout=60)
+
+    @property
+    def rasa(self) -> subprocess.Popen:
+        assert self.rasa_server.proc is not None
+        return self.rasa_server.proc
+
+    @property
+    def actions(self) -> subprocess.Popen:
+        assert self.action_server.proc is not None
+        return self.action_server.proc
 
     def say(self, sender: str, text: str) -> str:
-        response = self.client.post(
-            "/webhooks/rest/webhook", json={"sender": sender, "message": text}
-        )
-        response.raise_for_status()
-        return "\n".join(m.get("text", "") for m in response.json())
+        return say(self.client, sender, text)
 
     def trigger(self, sender: str, intent: str, entities: dict[str, Any]) -> str:
         response = self.client.post(
@@ -117,19 +247,26 @@ class Servers:
         return "\n".join(m.get("text", "") for m in response.json().get("messages", []))
 
     def last_code(self, phone: str) -> str:
-        lines = (self.workdir / "sms_outbox.jsonl").read_text(encoding="utf-8").splitlines()
-        text = next(json.loads(x)["text"] for x in reversed(lines) if json.loads(x)["to"] == phone)
-        return re.search(r"\b(\d{6})\b", text).group(1)
+        return last_code(self.workdir, phone)
 
     def stop(self) -> None:
         self.client.close()
-        for proc in (self.rasa, self.actions):
-            proc.terminate()
-        for proc in (self.rasa, self.actions):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        self.rasa_server.stop()
+        self.action_server.stop()
+
+
+def say(client: httpx.Client, sender: str, text: str) -> str:
+    """One citizen message through the REST channel; the bot's texts joined by newlines."""
+    response = client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+    response.raise_for_status()
+    return "\n".join(m.get("text", "") for m in response.json())
+
+
+def last_code(workdir: Path, phone: str) -> str:
+    """The newest one-time code sent to this phone, read from the SMS outbox."""
+    lines = (workdir / "sms_outbox.jsonl").read_text(encoding="utf-8").splitlines()
+    text = next(json.loads(x)["text"] for x in reversed(lines) if json.loads(x)["to"] == phone)
+    return re.search(r"\b(\d{6})\b", text).group(1)
 
 
 def copy_db(template: Path, target: Path) -> str:
