@@ -54,10 +54,12 @@ def tracker_store_yaml(url: str | None) -> str:
         return ""
     parsed = make_url(url)
     dialect = parsed.drivername.split("+")[0]
-    lines = ["tracker_store:", "  type: SQL", f'  dialect: "{dialect}"', f'  db: "{parsed.database}"']
+    lines = ["tracker_store:", "  type: SQL", f'  dialect: "{dialect}"']
+    lines.append(f'  db: "{parsed.database}"')
     if dialect != "sqlite":
         lines += [f'  url: "{parsed.host or "127.0.0.1"}"', f"  port: {parsed.port or 5432}"]
-        lines += [f'  username: "{parsed.username or ""}"', f'  password: "{parsed.password or ""}"']
+        lines += [f'  username: "{parsed.username or ""}"']
+        lines += [f'  password: "{parsed.password or ""}"']
     return "\n".join(lines) + "\n"
 
 
