@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 INSTALLED := $(VENV)/.installed
 MODEL_STAMP := models/.trained
-TRAINING_DATA := $(shell find nlu stories -type f 2>/dev/null) domain.yml config.yml
+# The custom NLU component and the text code it calls shape the model too.
+TRAINING_DATA := $(shell find nlu stories components -type f -name '*.*' 2>/dev/null) domain.yml \
+	config.yml bot/text.py bot/vn.py bot/lexicon.py bot/dates.py
 
 # A government system sends nothing to third parties: Rasa's telemetry is off for every target.
 export RASA_TELEMETRY_ENABLED := false

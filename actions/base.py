@@ -90,6 +90,11 @@ class CitizenAction(Action, abc.ABC):
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("action %s failed (ref %s)", self.name(), ref)
+            intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+            if intent.startswith("EXTERNAL_"):
+                # A reminder or notice turn: fail it (HTTP 500 to the Rasa server, which fails
+                # the trigger) so the delivery pipeline retries, instead of counting as sent.
+                raise
             dispatcher.utter_message(text=ERROR_TEXT.format(ref=ref))
             return []
 

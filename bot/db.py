@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -12,15 +13,31 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import load_settings
 
+DEFAULT_CONNECT_TIMEOUT = 5
+
+
+def connect_timeout() -> int:
+    """Seconds to wait for a PostgreSQL connection (DATABASE_CONNECT_TIMEOUT, libpq's minimum
+    is 2): an unreachable server fails the request quickly instead of hanging it."""
+    return max(2, int(os.environ.get("DATABASE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)))
+
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets foreign keys and WAL so readers don't block the writer."""
+    """Create an engine; SQLite gets foreign keys and WAL so readers don't block the writer.
+
+    Server databases get `pool_pre_ping` (a pooled connection cut while idle, by a database
+    restart or a network outage, is replaced instead of failing the next request) and, on
+    PostgreSQL, a connect timeout.
+    """
     is_sqlite = url.startswith("sqlite")
+    connect_args: dict[str, object] = {"timeout": 30} if is_sqlite else {}
+    if url.startswith("postgresql"):
+        connect_args["connect_timeout"] = connect_timeout()
     engine = create_engine(
         url,
         future=True,
         pool_pre_ping=not is_sqlite,
-        connect_args={"timeout": 30} if is_sqlite else {},
+        connect_args=connect_args,
     )
     if is_sqlite:
 

@@ -8,6 +8,11 @@ after the configured attempts, paces each channel with a token bucket, and never
 same key twice. A notice is a text, or an intent that Rasa turns into the conversation's next
 turn (`trigger_intent?output_channel=<channel>`). The channel senders live in
 `connectors/senders.py`; this module knows only the `ChannelSender` protocol.
+
+When our own side of the path is down (`ServiceUnavailable`: the Rasa server every
+conversation channel goes through, or what it depends on), the delivery stops after the
+channel's retries and reports `deferred` instead of falling back: the next channel would go
+through the same server, and the citizen's reply needs the conversation anyway.
 """
 
 from __future__ import annotations
@@ -61,6 +66,15 @@ class Notice:
     @property
     def template_values(self) -> Mapping[str, Any]:
         return self.values if self.values is not None else self.entities
+
+
+class ServiceUnavailable(SendError):
+    """Our own service in front of the channel (the Rasa server, its action server or tracker
+    store) did not answer. Retried on the channel like any `retry`, then the delivery waits
+    (`deferred`) instead of trying the next channel."""
+
+    def __init__(self, channel: str, reason: str, status: int | None = None) -> None:
+        super().__init__(channel, "retry", reason, status)
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,9 @@ class DeliveryConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> DeliveryConfig:
-        """DELIVERY_MAX_ATTEMPTS, DELIVERY_RATE_<CHANNEL> (per second), ZALO_CS_WINDOW_HOURS."""
+        """DELIVERY_MAX_ATTEMPTS, DELIVERY_RATE_<CHANNEL> (per second), ZALO_CS_WINDOW_HOURS,
+        DELIVERY_STALE_SECONDS (a claim older than this, from a worker that died, is taken
+        over; 600)."""
         limits = {}
         for name, default in DEFAULT_LIMITS.items():
             rate = float(env.get(f"DELIVERY_RATE_{name.upper()}", default.rate))
@@ -170,7 +186,14 @@ class DeliveryConfig:
             max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS", cls.max_attempts)),
             limits=limits,
             zalo_window=dt.timedelta(hours=float(env.get("ZALO_CS_WINDOW_HOURS", 48))),
+            stale_claim=stale_after(env),
         )
+
+
+def stale_after(env: Mapping[str, str] = os.environ) -> dt.timedelta:
+    """DELIVERY_STALE_SECONDS (600): when a delivery claimed by a worker that stopped
+    mid-send may be taken over (the outbox's and the reminder rows' claims alike)."""
+    return dt.timedelta(seconds=float(env.get("DELIVERY_STALE_SECONDS", 600)))
 
 
 class RateLimits:
@@ -204,7 +227,7 @@ class RateLimits:
 @dataclass
 class DeliveryResult:
     key: str
-    status: str  # sent | duplicate | failed | unreachable
+    status: str  # sent | duplicate | deferred | failed | unreachable
     channel: str | None = None
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
@@ -295,10 +318,15 @@ class Deliverer:
                 citizen_id,
                 self.config.stale_claim,
             )
-            if claimed is None:
+            if claimed is None:  # sent, or being sent by another worker (see outbox.claim)
                 return DeliveryResult(key, "duplicate", route.channel, result.attempts)
-            if await self._try(*claimed, route, notice, key, result):
+            outcome = await self._try(*claimed, route, notice, key, result)
+            if outcome == "sent":
                 result.status, result.channel = "sent", route.channel
+                return result
+            if outcome == "wait":
+                result.status = "deferred"
+                logger.warning("delivery %s waits, %s", key, result.errors[-1])
                 return result
         logger.warning("delivery %s failed on every channel: %s", key, "; ".join(result.errors))
         return result
@@ -316,8 +344,9 @@ class Deliverer:
         notice: Notice,
         key: str,
         result: DeliveryResult,
-    ) -> bool:
-        """Attempts on one channel; the first attempt row was written by the claim."""
+    ) -> str:
+        """Attempts on one channel (the first attempt row was written by the claim): `sent`,
+        `next` (try the next channel) or `wait` (our own service is down: stop here)."""
         sender = self.senders[route.channel]
         for number in range(1, self.config.max_attempts + 1):
             if number > 1:
@@ -343,7 +372,7 @@ class Deliverer:
                     None,
                     provider_id,
                 )
-                return True
+                return "sent"
             final = error.kind != "retry" or number == self.config.max_attempts
             await self._db(
                 outbox.finish_attempt,
@@ -357,12 +386,12 @@ class Deliverer:
             )
             result.errors.append(f"{route.channel}: {error.reason[:120]}")
             if final:
-                return False
+                return "wait" if isinstance(error, ServiceUnavailable) else "next"
             delay = self.config.backoff.delay(number, error.retry_after)
             if error.status == 429 or error.retry_after:
                 self.limits.pause(route, delay)
             await self._sleep(delay)
-        return False
+        return "next"
 
 
 @asynccontextmanager

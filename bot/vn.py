@@ -12,9 +12,10 @@ PROVINCE_CODES = frozenset(
     "035 036 037 038 040 042 044 045 046 048 049 051 052 054 056 058 060 062 064 066 067 068 "
     "070 072 074 075 077 079 080 082 083 084 086 087 089 091 092 093 094 095 096".split()
 )
-MOBILE_RE = re.compile(r"^0(3|5|7|8|9)\d{8}$")
-LANDLINE_RE = re.compile(r"^02\d{9}$")
-TAX_CODE_RE = re.compile(r"^\d{10}(-?\d{3})?$")
+# ASCII digits only: \d alone also matches "٠١٢" or "０１２", which no register holds.
+MOBILE_RE = re.compile(r"^0(3|5|7|8|9)\d{8}$", re.ASCII)
+LANDLINE_RE = re.compile(r"^02\d{9}$", re.ASCII)
+TAX_CODE_RE = re.compile(r"^\d{10}(-?\d{3})?$", re.ASCII)
 
 
 class InvalidValue(ValueError):
@@ -30,7 +31,7 @@ def cccd_century_sex(cccd: str) -> tuple[int, str]:
 def validate_cccd(value: str, date_of_birth: dt.date | None = None, sex: str | None = None) -> str:
     """Return the 12 digits, or raise InvalidValue saying what is wrong."""
     digits = re.sub(r"[\s.\-]", "", str(value))
-    if not digits.isdigit() or len(digits) != 12:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) != 12:
         raise InvalidValue("số định danh (căn cước) phải gồm đúng 12 chữ số")
     if digits[:3] not in PROVINCE_CODES:
         raise InvalidValue(f"mã tỉnh '{digits[:3]}' ở 3 số đầu của số định danh không hợp lệ")

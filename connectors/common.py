@@ -1,14 +1,16 @@
 """Webhook plumbing shared by the channels: size and JSON checks, logged rejections, background
-processing that cannot crash the server, masked ids in logs, and the polite fixed answers."""
+processing that cannot crash the server, masked ids in logs, the polite fixed answers, and what
+a webhook answers while the database is down (503, so the provider retries)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
@@ -31,6 +33,15 @@ EDITED = (
     "Ông/Bà vui lòng gửi lại nội dung dưới dạng một tin nhắn mới."
 )
 EXPIRED_CHOICE = "Lựa chọn này không còn hiệu lực. Ông/Bà vui lòng nhập lại yêu cầu."
+# Said once when a turn could not be completed (action server or database unreachable).
+TRY_AGAIN = (
+    "Xin lỗi Ông/Bà, hệ thống đang tạm gián đoạn. Ông/Bà vui lòng gửi lại tin nhắn sau ít phút."
+)
+RETRY_AFTER_SECONDS = 30
+# In the text of the Rasa server's errors when its action server or tracker store is down
+# (connectors/guard.py), so that the delivery pipeline's trigger_intent can tell "our own
+# service is down: wait" from a failure of the conversation itself (connectors/senders.py).
+SERVICE_UNAVAILABLE = "service-unavailable"
 
 _tasks: set[asyncio.Task] = set()
 
@@ -43,7 +54,10 @@ def mask_sender(sender: str) -> str:
 
 
 def secrets_equal(given: str | None, expected: str) -> bool:
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+    # Sanic hands undecodable header bytes over as lone surrogates: compare them, don't crash.
+    return bool(given) and hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode()
+    )
 
 
 def reject(channel: str, status: int, reason: str) -> HTTPResponse:
@@ -64,7 +78,7 @@ def json_body(request: Request, channel: str) -> dict[str, Any] | HTTPResponse:
     """The body as a JSON object, or a 400 answer."""
     try:
         data = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting
         return reject(channel, 400, "body is not valid JSON")
     if not isinstance(data, dict):
         return reject(channel, 400, "body is not a JSON object")
@@ -79,14 +93,27 @@ def clip(text: str) -> str:
     return text
 
 
-def spawn(coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task:
-    """Process after answering the webhook; an exception is logged, never propagated."""
+def spawn(
+    coro: Coroutine[Any, Any, Any],
+    what: str,
+    on_failure: Callable[[Exception], Awaitable[Any]] | None = None,
+) -> asyncio.Task:
+    """Process after answering the webhook; an exception is logged, never propagated.
+
+    The provider already has its 200 and will not send the message again, so `on_failure`
+    (e.g. sending TRY_AGAIN through the channel's API) is how the citizen learns to resend.
+    """
 
     async def guarded() -> None:
         try:
             await coro
         except Exception as exc:  # the server must survive any one message
-            logger.error("%s failed: %s: %s", what, type(exc).__name__, exc)
+            logger.error("%s failed: %s", what, describe(exc))
+            if on_failure is not None:
+                try:
+                    await on_failure(exc)
+                except Exception as again:
+                    logger.error("%s: telling the citizen failed too: %s", what, describe(again))
 
     task = asyncio.get_running_loop().create_task(guarded())
     _tasks.add(task)
@@ -117,3 +144,75 @@ def disabled_blueprint(name: str, reason: str) -> Blueprint:
 
 def log_disabled(name: str, missing: list[str]) -> None:
     logger.info("%s channel disabled: set %s to enable it", name, ", ".join(missing))
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message` on one line, cut short: for logs (driver messages can span lines)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def is_db_outage(exc: BaseException) -> bool:
+    """True when the database could not be reached (refused, cut, timed out, pool exhausted),
+    as opposed to a bug or bad data. Follows the cause chain, so an error raised while
+    handling a dropped connection counts too."""
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True
+        if isinstance(current, sa_exc.TimeoutError):  # no pooled connection came free
+            return True
+        current = cause_of(current)
+    return False
+
+
+def cause_of(exc: BaseException) -> BaseException | None:
+    """The exception `exc` was raised from or while handling, as Python's traceback shows it."""
+    if exc.__cause__ is not None or exc.__suppress_context__:
+        return exc.__cause__
+    return exc.__context__
+
+
+def unavailable(channel: str, exc: BaseException) -> HTTPResponse:
+    """503 with Retry-After for a webhook that could not reach the database: nothing was
+    recorded, so the provider's retry (Telegram and Zalo retry non-2xx answers) is processed
+    normally once the database is back."""
+    logger.error("%s webhook answered 503, database unavailable: %s", channel, describe(exc))
+    return response.json(
+        {"error": "temporarily unavailable"},
+        status=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[HTTPResponse]])
+
+
+def db_outage_503(channel: str) -> Callable[[Handler], Handler]:
+    """Decorator for a webhook route: a database outage inside the handler (the duplicate
+    check, a button lookup) becomes a logged 503 JSON answer; any other error propagates.
+
+        @bp.route("/webhook", methods=["POST"])
+        @common.db_outage_503(NAME)
+        async def receive(request: Request) -> HTTPResponse: ...
+    """
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            try:
+                return await handler(request, *args, **kwargs)
+            except Exception as exc:
+                if not is_db_outage(exc):
+                    raise
+                return unavailable(channel, exc)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap

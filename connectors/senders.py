@@ -4,6 +4,9 @@ An intent notice goes into the conversation through Rasa (`trigger_intent` with
 `output_channel=<channel>`), so the answer is the dialogue's own and the tracker knows it was
 said; the channel's output then raises a `SendError` whose marker survives Rasa's HTTP 500, so
 the pipeline still knows whether to retry. A text notice goes straight to the channel's API.
+Rasa itself unreachable, or answering that its action server or tracker store is down, is a
+`ServiceUnavailable`: the delivery waits for it rather than falling back to another channel
+(which would go through the same Rasa server).
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from sqlalchemy.engine import Engine
 
 from bot.channel_state import native_id
 from bot.config import var_dir
-from bot.delivery import ChannelSender, Notice, Route
+from bot.delivery import ChannelSender, Notice, Route, ServiceUnavailable
 from bot.mailer import Mailer, default_mailer
 from bot.sending import SendError, http_kind
 from bot.sms import SmsGateway, default_gateway, to_sms_text
+from connectors.common import SERVICE_UNAVAILABLE
 from connectors.telegram import TelegramApi, TelegramConfig, split_text
 from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
 
@@ -45,7 +49,13 @@ class RasaTrigger:
 
     def __init__(self, url: str, token: str | None, timeout: float = 30.0) -> None:
         self.url, self.token = url.rstrip("/"), token
-        self.client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=32))
+        # A new connection per trigger: a Rasa server that is being restarted (SIGTERM) keeps
+        # serving requests on open keep-alive connections until its graceful timeout (15 s)
+        # and then aborts them mid-turn, after the channel may have sent the reminder (which
+        # would then be sent again). Without keep-alive it refuses new triggers at once (they
+        # wait for it) and completes those in flight.
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=0)
+        self.client = httpx.AsyncClient(timeout=timeout, limits=limits)
 
     async def trigger(
         self, conversation: str, channel: str, intent: str, entities: Mapping[str, Any]
@@ -59,9 +69,9 @@ class RasaTrigger:
                 url, params=params, json={"name": intent, "entities": dict(entities)}
             )
         except httpx.TimeoutException as exc:
-            raise SendError(channel, "retry", "rasa timeout") from exc
+            raise ServiceUnavailable(channel, "rasa timeout") from exc
         except httpx.TransportError as exc:
-            raise SendError(channel, "retry", f"rasa unreachable: {type(exc).__name__}") from exc
+            raise ServiceUnavailable(channel, f"rasa unreachable: {type(exc).__name__}") from exc
         if answer.status_code >= 300:
             try:
                 message = str(answer.json().get("message", ""))
@@ -70,6 +80,10 @@ class RasaTrigger:
             inner = SendError.from_text(message, answer.status_code)
             if inner is not None:
                 raise SendError(channel, inner.kind, inner.reason, answer.status_code)
+            if SERVICE_UNAVAILABLE in message or answer.status_code in (502, 503, 504):
+                start = message.find(SERVICE_UNAVAILABLE)
+                reason = message[start:] if start >= 0 else f"rasa answered {answer.status_code}"
+                raise ServiceUnavailable(channel, reason[:200], answer.status_code)
             kind = http_kind(answer.status_code)
             raise SendError(channel, kind, message[:200], answer.status_code)
         if "messages" in answer.json():  # Rasa fell back to a collecting channel

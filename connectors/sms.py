@@ -16,10 +16,12 @@ import logging
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
-from sanic.request import Request
+from sanic.headers import parse_content_header
+from sanic.request import Request, parse_multipart_form
 from sanic.response import HTTPResponse
 from sqlalchemy.engine import Engine
 
@@ -34,6 +36,7 @@ from bot.channel_state import (
 from bot.db import get_engine
 from bot.sending import with_retries
 from bot.sms import SmsGateway, default_gateway, to_sms_text, to_sms_with_choices
+from bot.text import clean_text
 from bot.vn import InvalidValue, normalize_phone
 from connectors import common
 
@@ -47,13 +50,32 @@ _ID = ("id", "smsid", "message_id")
 
 
 def _first(fields: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    """The first of `names` that holds a string or a number (a form field's first value)."""
     for name in names:
         value = fields.get(name)
         if isinstance(value, list):
             value = value[0] if value else None
-        if value not in (None, ""):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            continue
+        if value != "":
             return str(value)
     return None
+
+
+def _form(request: Request) -> dict[str, list[str]] | None:
+    """The fields of a urlencoded or multipart form body (none for other content types), or
+    None when the body cannot be read as one (not UTF-8, broken multipart)."""
+    content_type, params = parse_content_header(request.content_type or "")
+    try:
+        if content_type == "application/x-www-form-urlencoded":
+            return parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+        if content_type == "multipart/form-data":
+            boundary = str(params.get("boundary") or "").encode("utf-8", "surrogateescape")
+            fields, _files = parse_multipart_form(request.body, boundary)
+            return dict(fields)
+    except (ValueError, LookupError):  # UnicodeDecodeError, no ":" or empty boundary; charset
+        return None
+    return {}
 
 
 class SmsOutput(OutputChannel):
@@ -134,7 +156,7 @@ class SmsInput(InputChannel):
     ) -> None:
         sender = sender_id(NAME, phone)
         touch_activity(self.engine, sender, NAME)
-        text = common.clip(text.strip())
+        text = common.clip(clean_text(text).strip())
         payload = choice_payload(self.engine, sender, text)
         await on_new_message(
             UserMessage(
@@ -157,6 +179,7 @@ class SmsInput(InputChannel):
             return response.json({"status": "ok"})
 
         @bp.route("/webhook", methods=["GET", "POST"])
+        @common.db_outage_503(NAME)
         async def receive(request: Request) -> HTTPResponse:
             if (refused := common.too_large(request, NAME)) is not None:
                 return refused
@@ -173,7 +196,10 @@ class SmsInput(InputChannel):
                         return data
                     fields.update(data)
                 else:
-                    fields.update(dict(request.form or {}))
+                    form = _form(request)
+                    if form is None:
+                        return common.reject(NAME, 400, "form body cannot be read")
+                    fields.update(form)
             raw_phone, text, message_id = (
                 _first(fields, _FROM),
                 _first(fields, _TEXT),
@@ -181,6 +207,8 @@ class SmsInput(InputChannel):
             )
             if not raw_phone or text is None or not message_id:
                 return common.reject(NAME, 400, "needs sender, text and message id")
+            if len(message_id) > 128 or not message_id.isprintable():
+                return common.reject(NAME, 400, "message id is not a short printable text")
             try:
                 phone = normalize_phone(raw_phone)
             except InvalidValue:
@@ -191,6 +219,9 @@ class SmsInput(InputChannel):
             common.spawn(
                 self.handle(phone, text, on_new_message, message_id),
                 f"sms from {common.mask_sender(phone)}",
+                on_failure=lambda _: self.get_output_channel().send_text_message(
+                    sender_id(NAME, phone), common.TRY_AGAIN
+                ),
             )
             return response.json({"status": "ok"})
 

@@ -91,16 +91,25 @@ class EsmsGateway:
             raise SendError(NAME, kind, "esms http error", answer.status_code)
         try:
             data = answer.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise SendError(NAME, "retry", "esms answer is not JSON", answer.status_code) from exc
-        code = str(data.get("CodeResult", ""))
+        if not isinstance(data, dict):
+            raise SendError(NAME, "retry", "esms answer is not a JSON object", answer.status_code)
+        code = _scalar(data.get("CodeResult"))
         if code in (ACCEPTED, DUPLICATE_REQUEST):
-            return str(data.get("SMSID") or request_id or "")
+            return _scalar(data.get("SMSID")) or request_id or ""
         reason = ESMS_ERRORS.get(code, "unknown CodeResult")
         raise SendError(NAME, "permanent", f"esms {code}: {reason}", answer.status_code)
 
     def close(self) -> None:
         self.client.close()
+
+
+def _scalar(value: object) -> str:
+    """A string or number from the answer as text ("100" and 100 alike); "" for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return ""
+    return str(value)[:100]
 
 
 def provider_from_env(name: str) -> SmsGateway:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from bot.channel_state import (
 )
 from bot.db import get_engine
 from bot.sending import SendError, with_retries
+from bot.text import clean_text
 from bot.vn import InvalidValue, normalize_phone
 from connectors import common
 
@@ -52,6 +54,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SHARE_CONTACT = "/share_contact"
 MAX_TEXT = 4096
 CALLBACK_PREFIX = "b:"
+BUTTON_ID = re.compile(r"[A-Za-z0-9_-]{1,24}")  # what channel_state.button_id produces
 NOT_OWN_CONTACT = (
     "Vì lý do bảo mật, Ông/Bà vui lòng chia sẻ số điện thoại của chính mình "
     "bằng nút «Chia sẻ số điện thoại»."
@@ -215,23 +218,48 @@ class Inbound:
     reason: str = ""
 
 
+class Malformed(ValueError):
+    """An update whose fields do not have the types of the Bot API."""
+
+
+def _chat_id(value: Any) -> int:
+    """Chat ids are 64-bit integers; anything else means the update is malformed."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise Malformed("chat id is not a 64-bit integer")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise Malformed("text is not a string")
+    return clean_text(value) if value else None
+
+
 def interpret(update: Update) -> Inbound:
-    """Map an update to what should happen, without I/O (private chats only)."""
+    """Map an update to what should happen, without I/O (private chats only).
+
+    Raises Malformed (or the TypeError/AttributeError of a field of the wrong type) for an
+    update that does not follow the Bot API.
+    """
     if update.callback_query is not None:
         query = update.callback_query
         message = query.message
-        chat_id = message.chat.id if message is not None else query.from_user.id
-        data = query.data or ""
-        ident = data[len(CALLBACK_PREFIX) :] if data.startswith(CALLBACK_PREFIX) else None
-        return Inbound(chat_id, callback_query_id=query.id, button_id=ident, reason="button")
+        chat_id = _chat_id(message.chat.id if message is not None else query.from_user.id)
+        if not isinstance(query.id, str) or not query.id.isprintable():
+            raise Malformed("callback query id is not a string")
+        data = _text(query.data) or ""
+        ident = data[len(CALLBACK_PREFIX) :] if data.startswith(CALLBACK_PREFIX) else ""
+        button = ident if BUTTON_ID.fullmatch(ident) else None
+        return Inbound(chat_id, callback_query_id=query.id, button_id=button, reason="button")
     if update.edited_message is not None:
-        return Inbound(update.edited_message.chat.id, answer=common.EDITED, reason="edited")
+        chat_id = _chat_id(update.edited_message.chat.id)
+        return Inbound(chat_id, answer=common.EDITED, reason="edited")
     message = update.message
     if message is None:
         return Inbound(reason="update type not handled")
     if message.chat.type != "private":
         return Inbound(reason="not a private chat")
-    chat_id = message.chat.id
+    chat_id = _chat_id(message.chat.id)
     if message.contact is not None:
         own = message.from_user is not None and message.contact.user_id == message.from_user.id
         if not own:
@@ -241,8 +269,9 @@ def interpret(update: Update) -> Inbound:
         except InvalidValue:
             return Inbound(chat_id, answer=BAD_PHONE, reason="shared phone not Vietnamese")
         return Inbound(chat_id, "/link_account", {"verified_phone": phone}, reason="own contact")
-    if message.text:
-        text = message.text.strip()
+    text = _text(message.text)
+    if text:
+        text = text.strip()
         if text.split("@")[0] == "/start":
             text = "/greet"
         return Inbound(chat_id, common.clip(text), reason="text")
@@ -285,10 +314,11 @@ class TelegramInput(InputChannel):
         """Handle one update (already authenticated and deduplicated)."""
         try:
             update = Update.de_json(data, self.api.bot)
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            inbound = interpret(update)
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError) as exc:
+            # ValueError includes Malformed; OverflowError: a date out of range
             logger.warning("telegram update ignored: malformed (%s)", type(exc).__name__)
             return
-        inbound = interpret(update)
         if inbound.chat_id is None:
             logger.debug("telegram update ignored: %s", inbound.reason)
             return
@@ -321,6 +351,15 @@ class TelegramInput(InputChannel):
             )
         )
 
+    async def _try_again(self, data: dict[str, Any]) -> None:
+        """Processing failed after the 200 (Telegram will not resend): ask the citizen to."""
+        try:
+            chat_id = interpret(Update.de_json(data, self.api.bot)).chat_id
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+            return
+        if chat_id is not None:
+            await self.api.send_text(str(chat_id), common.TRY_AGAIN)
+
     def blueprint(self, on_new_message: common.OnNewMessage) -> Blueprint:
         if self.config is None:
             return common.disabled_blueprint(NAME, "TELEGRAM_BOT_TOKEN/SECRET not set")
@@ -332,6 +371,7 @@ class TelegramInput(InputChannel):
             return response.json({"status": "ok"})
 
         @bp.route("/webhook", methods=["POST"])
+        @common.db_outage_503(NAME)
         async def receive(request: Request) -> HTTPResponse:
             if (refused := common.too_large(request, NAME)) is not None:
                 return refused
@@ -341,12 +381,16 @@ class TelegramInput(InputChannel):
             if isinstance(data, HTTPResponse):
                 return data
             update_id = data.get("update_id")
-            if not isinstance(update_id, int):
+            if isinstance(update_id, bool) or not isinstance(update_id, int):
                 return common.reject(NAME, 400, "no update_id")
             if not first_time(self.engine, NAME, str(update_id)):
                 logger.info("telegram update %d already handled (retry)", update_id)
                 return response.json({"ok": True, "duplicate": True})
-            common.spawn(self.handle(data, on_new_message), f"telegram update {update_id}")
+            common.spawn(
+                self.handle(data, on_new_message),
+                f"telegram update {update_id}",
+                on_failure=lambda _: self._try_again(data),
+            )
             return response.json({"ok": True})
 
         return bp

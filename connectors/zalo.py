@@ -11,6 +11,7 @@ is a short id that comes back as the user's text.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.channel_state import (
 )
 from bot.db import get_engine
 from bot.sending import with_retries
+from bot.text import clean_text
 from connectors import common
 from connectors.zalo_api import MAX_TEXT, ZaloApi, ZaloConfig, ZaloTokenStore, signature_ok
 
@@ -39,6 +41,16 @@ NAME = "zalo"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 BUTTON_PREFIX = "#b:"
 MAX_BUTTONS = 5
+TIMESTAMP = re.compile(r"[0-9]{1,16}")  # milliseconds since 1970, as Zalo writes it
+IDENT = re.compile(r"[0-9A-Za-z_.:-]{1,128}")  # user ids and msg_ids
+
+
+def _ident(value: Any, limit: int) -> str | None:
+    """A Zalo id (string or integer of at most `limit` plain ASCII characters), else None."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value)
+    return text if len(text) <= limit and IDENT.fullmatch(text) else None
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -126,10 +138,11 @@ class ZaloInput(InputChannel):
             await self._api.close()
 
     async def handle(self, event: dict[str, Any], on_new_message: common.OnNewMessage) -> None:
-        """Handle one authenticated, first-seen `user_send_*` event."""
-        user = str((event.get("sender") or {}).get("id", ""))
-        message = event.get("message") or {}
-        msg_id = str(message.get("msg_id", "")) or None
+        """Handle one authenticated, first-seen `user_send_*` event (`receive` checked that
+        `sender` and `message` are objects with valid ids)."""
+        user = str(event["sender"]["id"])
+        message = event["message"]
+        msg_id = str(message["msg_id"])
         sender = sender_id(NAME, user)
         touch_activity(self.engine, sender, NAME)
         output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
@@ -142,7 +155,7 @@ class ZaloInput(InputChannel):
             )
             await output.send_text_message(sender, common.TEXT_ONLY)
             return
-        text = common.clip(text.strip())
+        text = common.clip(clean_text(text).strip())
         if text.startswith(BUTTON_PREFIX):
             payload = payload_for(self.engine, text[len(BUTTON_PREFIX) :])
             if payload is None:
@@ -165,15 +178,18 @@ class ZaloInput(InputChannel):
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
             return common.reject(NAME, 401, "missing signature")
-        timestamp = str(event.get("timestamp", ""))
+        timestamp = event.get("timestamp")  # checked first: it is part of the signed data
+        if isinstance(timestamp, bool) or not isinstance(timestamp, (str, int)):
+            return common.reject(NAME, 400, "timestamp is not a number")
+        timestamp = str(timestamp)
+        if not TIMESTAMP.fullmatch(timestamp):
+            return common.reject(NAME, 400, "timestamp is not a number")
         if not signature_ok(self.config, request.body, timestamp, header):
             return common.reject(NAME, 401, "bad signature")
-        if str(event.get("app_id", "")) != self.config.app_id:
+        app_id = event.get("app_id")
+        if not isinstance(app_id, (str, int)) or str(app_id) != self.config.app_id:
             return common.reject(NAME, 403, "event for another app")
-        try:
-            age = time.time() - int(timestamp) / 1000
-        except ValueError:
-            return common.reject(NAME, 400, "timestamp is not a number")
+        age = time.time() - int(timestamp) / 1000
         if abs(age) > self.config.max_event_age:
             return common.reject(NAME, 401, f"stale event ({int(age)} s old)")
         return None
@@ -188,6 +204,7 @@ class ZaloInput(InputChannel):
             return response.json({"status": "ok"})
 
         @bp.route("/webhook", methods=["POST"])
+        @common.db_outage_503(NAME)
         async def receive(request: Request) -> HTTPResponse:
             if (refused := common.too_large(request, NAME)) is not None:
                 return refused
@@ -196,17 +213,28 @@ class ZaloInput(InputChannel):
                 return event
             if (refused := self._authenticate(request, event)) is not None:
                 return refused
-            name = str(event.get("event_name", ""))
+            name = event.get("event_name")
+            if not isinstance(name, str):
+                return common.reject(NAME, 400, "event_name is not a string")
             if not name.startswith("user_send_"):
-                logger.debug("zalo event %s ignored", name[:40])
+                logger.debug("zalo event %s ignored", clean_text(name[:40]))
                 return response.json({"status": "ignored"})
-            msg_id = str((event.get("message") or {}).get("msg_id", ""))
-            if not msg_id or not (event.get("sender") or {}).get("id"):
-                return common.reject(NAME, 400, "message event without msg_id or sender")
+            message, sender = event.get("message"), event.get("sender")
+            if not isinstance(message, dict) or not isinstance(sender, dict):
+                return common.reject(NAME, 400, "message event without message or sender")
+            msg_id = _ident(message.get("msg_id"), 128)
+            if msg_id is None or _ident(sender.get("id"), 64) is None:
+                return common.reject(NAME, 400, "message event without msg_id or sender id")
             if not first_time(self.engine, NAME, msg_id):
                 logger.info("zalo message %s already handled (retry)", msg_id[:40])
                 return response.json({"status": "duplicate"})
-            common.spawn(self.handle(event, on_new_message), f"zalo event {name}")
+            output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
+            recipient = sender_id(NAME, str(sender["id"]))
+            common.spawn(
+                self.handle(event, on_new_message),
+                f"zalo event {clean_text(name[:40])}",
+                on_failure=lambda _: output.send_text_message(recipient, common.TRY_AGAIN),
+            )
             return response.json({"status": "ok"})
 
         return bp

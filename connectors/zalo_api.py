@@ -105,7 +105,8 @@ def signature_ok(config: ZaloConfig, body: bytes, timestamp: str, header: str) -
     """X-ZEvent-Signature: `mac=` + sha256(app_id + raw body + timestamp + OA secret key)."""
     given = header.strip().removeprefix("mac=").lower()
     data = config.app_id.encode() + body + timestamp.encode() + config.oa_secret.encode()
-    return hmac.compare_digest(given.encode(), hashlib.sha256(data).hexdigest().encode())
+    expected = hashlib.sha256(data).hexdigest().encode()
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected)
 
 
 def zalo_error(channel: str, code: int, message: str) -> SendError:

@@ -50,6 +50,9 @@ class ConsoleSettings:
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str | None = None
     page_size: int = 50
+    # Addresses whose X-Real-IP header names the client (the nginx of deploy/): behind a proxy
+    # every officer would otherwise share its address, and one throttled IP lock out everyone.
+    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ConsoleSettings:
@@ -72,4 +75,8 @@ class ConsoleSettings:
             retention_linked_days=int(num("RETENTION_LINKED_DAYS", cls.retention_linked_days)),
             rasa_url=env.get("RASA_URL", cls.rasa_url).rstrip("/"),
             rasa_token=rasa_token(env),
+            trusted_proxies=frozenset(
+                p.strip() for p in env.get("CONSOLE_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
+            )
+            - {""},
         )

@@ -68,7 +68,7 @@ async def login_submit(request: web.Request) -> web.Response:
         settings,
         str(form.get("username", "")),
         str(form.get("password", "")),
-        client_ip(request),
+        client_ip(request, settings.trusted_proxies),
     )
     if result.token is None:
         token = auth.login_csrf(settings, nonce)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import ipaddress
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,8 +78,16 @@ async def db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(work)
 
 
-def client_ip(request: web.Request) -> str:
-    return request.remote or "?"
+def client_ip(request: web.Request, trusted_proxies: Collection[str] = ()) -> str:
+    """The officer's address: the peer, or the X-Real-IP a trusted proxy set (a valid IP)."""
+    peer = request.remote or "?"
+    forwarded = request.headers.get("X-Real-IP", "").strip()
+    if peer in trusted_proxies and forwarded:
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            pass
+    return peer
 
 
 def templates() -> jinja2.Environment:

@@ -2,7 +2,15 @@
 
 Each row is marked 'attempting' (committed) before the delivery call and 'sent' after it. A
 crash in between leaves an 'attempting' row that is retried after `stale_after`; the delivery
-layer's outbox makes the reminder id an idempotency key, so the retry never sends twice.
+layer's outbox makes the reminder id an idempotency key, so the retry does not send again what
+the outbox recorded as sent. (A send the provider accepted just before the crash, with no
+'sent' recorded yet, is sent again: without an idempotency key at the provider that window
+cannot be closed; the outbox keeps its unfinished attempt as the trace.)
+
+A row goes back to 'pending' for `defer_after`, without using up one of its attempts, when the
+delivery could not start or finish for reasons that are not the reminder's: our own service in
+front of the channels is down (`deferred`: the rest of the round waits too), or the outbox
+still shows the key being sent by a worker whose claim is not yet stale.
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
+from bot import outbox
 from bot.catalogue import Catalogue
 from bot.db import unit_of_work
-from bot.delivery import DeliveryResult, Notice
+from bot.delivery import DeliveryResult, Notice, stale_after
 from bot.models import Business, Citizen, Reminder, utcnow
 from bot.preferences import is_silenced
 from bot.reminder_text import render_reminder
@@ -38,15 +47,20 @@ class DispatchConfig:
     per_citizen_per_day: int = 2
     stale_after: dt.timedelta = dt.timedelta(minutes=10)
     retry_after: dt.timedelta = dt.timedelta(minutes=30)
+    defer_after: dt.timedelta = dt.timedelta(minutes=1)
 
     @classmethod
     def from_env(cls) -> DispatchConfig:
-        """REMINDER_HOURS="07:00-21:00", REMINDERS_PER_CITIZEN_PER_DAY=2."""
+        """REMINDER_HOURS="07:00-21:00", REMINDERS_PER_CITIZEN_PER_DAY=2,
+        DELIVERY_STALE_SECONDS=600 (an 'attempting' row of a dispatcher that died)."""
         start, _, end = os.environ.get("REMINDER_HOURS", "07:00-21:00").partition("-")
+        stale = stale_after()
         return cls(
             start=dt.time.fromisoformat(start),
             end=dt.time.fromisoformat(end),
             per_citizen_per_day=int(os.environ.get("REMINDERS_PER_CITIZEN_PER_DAY", "2")),
+            stale_after=stale,
+            defer_after=min(cls.defer_after, stale),  # a dead worker's claim: when it is stale
         )
 
 
@@ -55,6 +69,7 @@ class DispatchReport:
     sent: int = 0
     skipped: int = 0
     deferred: int = 0
+    waiting: int = 0  # back to pending: our service was down, or the key is being sent
     failed: int = 0
     outside_hours: bool = False
     errors: list[str] = field(default_factory=list)
@@ -189,11 +204,25 @@ async def dispatch(
             reminder.updated_at = now
             citizen_id, attempts = citizen.id, reminder.attempts
         # Committed: a crash from here on is recovered by the stale-claim reset.
-        result = await deliver(citizen_id, notice, f"reminder:{reminder_id}")
+        key = f"reminder:{reminder_id}"
+        result = await deliver(citizen_id, notice, key)
         with unit_of_work(engine) as session:
             reminder = session.get(Reminder, reminder_id)
             reminder.updated_at = now
-            if result.status in ("sent", "duplicate"):
+            # "duplicate" also means another worker holds the outbox claim (a live one, or one
+            # that died and whose claim is not stale yet): only a recorded send is 'sent'.
+            busy = result.status == "duplicate" and outbox.sent_channel(session, key) is None
+            if busy or result.status == "deferred":
+                reminder.state, reminder.send_after = "pending", now + config.defer_after
+                reminder.attempts = attempts - 1  # not the reminder's fault: keep its attempts
+                reminder.last_error = (
+                    "being sent by another worker" if busy else "; ".join(result.errors)[:500]
+                )
+                report.waiting += 1
+                if not busy:
+                    log.warning("dispatch paused, delivery waits: %s", reminder.last_error)
+                    break  # the service is down for the other reminders too
+            elif result.status in ("sent", "duplicate"):
                 reminder.state, reminder.last_error = "sent", None
                 report.sent += 1
             elif result.status == "unreachable" or attempts >= MAX_ATTEMPTS:
@@ -203,8 +232,12 @@ async def dispatch(
                 reminder.state, reminder.send_after = "pending", now + config.retry_after
                 reminder.last_error = "; ".join(result.errors)[:500]
                 report.errors.extend(result.errors)
-    if report.sent or report.failed:
+    if report.sent or report.failed or report.waiting:
         log.info(
-            "dispatch: %d sent, %d failed, %d deferred", report.sent, report.failed, report.deferred
+            "dispatch: %d sent, %d failed, %d deferred, %d waiting",
+            report.sent,
+            report.failed,
+            report.deferred,
+            report.waiting,
         )
     return report

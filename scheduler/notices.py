@@ -53,4 +53,6 @@ async def send_status_notices(
         )
         result = await deliver(citizen_id, notice, f"status:{change_id}")
         sent += result.status == "sent"
+        if result.status == "deferred":
+            break  # our own service is down; the next round asks again (idempotent per change)
     return sent

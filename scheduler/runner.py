@@ -19,7 +19,10 @@ TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 def build_scheduler(database_url: str) -> BlockingScheduler:
-    """Jobs persist in the project database; missed runs within the grace time run once."""
+    """Jobs persist in the project database; missed runs within the grace time run once.
+
+    DELIVER_EVERY_SECONDS (60) sets how often the deliver job runs.
+    """
     scheduler = BlockingScheduler(
         timezone=TIMEZONE,
         jobstores={"default": SQLAlchemyJobStore(url=database_url, tablename="scheduler_jobs")},
@@ -35,13 +38,14 @@ def build_scheduler(database_url: str) -> BlockingScheduler:
         replace_existing=True,
         misfire_grace_time=18 * 3600,
     )
+    every = float(os.environ.get("DELIVER_EVERY_SECONDS", "60"))
     scheduler.add_job(
         jobs.deliver_job,
         "interval",
-        minutes=1,
+        seconds=every,
         id="deliver",
         replace_existing=True,
-        misfire_grace_time=60,
+        misfire_grace_time=max(int(every), 1),
     )
     return scheduler
 

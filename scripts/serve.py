@@ -60,7 +60,7 @@ def commands() -> dict[str, list[str]]:
             "--model",
             str(ROOT / "models"),
             "--endpoints",
-            "endpoints.yml",
+            os.environ.get("RASA_ENDPOINTS", "endpoints.yml"),  # tests: their own stores
             "--credentials",
             "credentials.yml",
             "--log-file",
@@ -76,6 +76,9 @@ def main() -> int:
         "RASA_URL": f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}",
         **os.environ,
         "SANIC_HOST": os.environ.get("ACTION_HOST", "127.0.0.1"),
+        # Rasa keeps connections to the action server idle for up to 15 s (aiohttp); Sanic's
+        # default 5 s would close them under Rasa's feet ("Cannot write to closing transport").
+        "SANIC_KEEP_ALIVE_TIMEOUT": os.environ.get("SANIC_KEEP_ALIVE_TIMEOUT", "75"),
     }
     children: dict[str, subprocess.Popen] = {}
     for name, cmd in commands().items():

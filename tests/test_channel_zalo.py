@@ -14,9 +14,10 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
+from bot.db import make_engine, unit_of_work
 from bot.models import ZaloToken
 from bot.sending import SendError
+from connectors import common
 from connectors.zalo import SIGNATURE_HEADER, ZaloInput
 from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
 from tests.fakes import FakeZalo, serve_channels, wait_for
@@ -284,3 +285,30 @@ def test_disabled_without_credentials(
         channel = ZaloInput.from_credentials(None)
     assert channel.get_output_channel() is None
     assert caplog.text.count("zalo channel disabled") == 1
+
+
+async def test_a_failed_turn_asks_the_citizen_to_send_again(
+    fake: FakeZalo, channel: ZaloInput
+) -> None:
+    """Zalo already has its 200 and will not resend: the citizen must hear about the failure."""
+
+    async def broken(message: UserMessage) -> None:
+        raise RuntimeError("tracker store unavailable")
+
+    async with serve_channels([channel], broken) as url, httpx.AsyncClient() as client:
+        answer = await post(client, url, *signed(event(text="hồ sơ của tôi")))
+        assert answer.status_code == 200
+        await wait_for(lambda: len(fake.sent) == 1)
+    assert fake.sent[0]["message"]["text"] == common.TRY_AGAIN
+    assert fake.sent[0]["recipient"]["user_id"] == USER
+
+
+async def test_database_down_answers_503_so_zalo_retries(fake: FakeZalo) -> None:
+    """Nothing was recorded (not even the duplicate check), so a retry is processed later."""
+    unreachable = make_engine("postgresql://postgres@127.0.0.1:1/none")
+    bot = Bot()
+    channel = ZaloInput(config(fake), unreachable)
+    async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+        answer = await post(client, url, *signed(event(text="xin chào")))
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert bot.messages == [] and fake.sent == []

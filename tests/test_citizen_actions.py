@@ -236,6 +236,26 @@ def test_an_unexpected_error_gives_a_reference_and_rolls_back(
     assert events == [] and ref in caplog.text and "disk full" in caplog.text
 
 
+def test_a_failing_reminder_turn_raises_so_the_delivery_retries(
+    app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A citizen's turn apologises; a system turn (EXTERNAL_*) must fail, or the reminder
+    would count as delivered while the citizen only saw an error message."""
+    from actions.account import ActionDossierStatus
+
+    link()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr("actions.base.bound_citizen", broken)
+    notice = tracker("", "EXTERNAL_dossier_status", [ent("dossier_code", "DLK-261123-00001")])
+    with pytest.raises(RuntimeError, match="database gone"):
+        run(ActionDossierStatus(), notice)
+    messages, _ = run(ActionCheckStatus(), tracker("hồ sơ đến đâu rồi", "check_status"))
+    assert "Mã sự cố" in texts(messages)
+
+
 def test_status_notice_goes_to_the_owner_with_the_survey(
     app: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,15 +70,14 @@ def write_endpoints(
     redis_url: str | None = None,
     lock_prefix: str = "test",
 ) -> Path:
-    """An endpoints.yml: action server (or none), tracker store, Redis lock store (or Rasa's
-    in-memory one)."""
+    """An endpoints.yml: action server (or none), tracker store, the project's Redis lock store
+    (or Rasa's in-memory one)."""
     text = f'action_endpoint:\n  url: "{action_url}"\n' if action_url else ""
     text += tracker_store_yaml(tracker_url)
     if redis_url:
-        redis = make_url(redis_url)
         text += (
-            f'lock_store:\n  type: redis\n  url: "{redis.host}"\n  port: {redis.port or 6379}\n'
-            f"  db: {redis.database or 0}\n  key_prefix: {lock_prefix}\n"
+            "lock_store:\n  type: connectors.lock_store.AtomicRedisLockStore\n"
+            f'  url: "{redis_url}"\n  key_prefix: {lock_prefix}\n'
         )
     path.write_text(text)
     return path
@@ -191,6 +190,7 @@ def base_env(workdir: Path, database_url: str, tracker_url: str | None) -> dict[
         "APP_SECRET_KEY": "integration",
         "ERASURE_DELAY_SECONDS": "0.5",
         "SANIC_HOST": "127.0.0.1",
+        "SANIC_KEEP_ALIVE_TIMEOUT": "75",  # longer than Rasa's idle connections (scripts/serve.py)
         "RASA_TELEMETRY_ENABLED": "false",
     }
     if tracker_url:

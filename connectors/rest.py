@@ -1,0 +1,90 @@
+"""Rasa's REST channel (same name, URL `/webhooks/rest/webhook` and answer), failing cleanly.
+
+Rasa's own `RestInput` logs a failed message and answers `[]`: the citizen sees nothing. Here a
+message that could not be handled (tracker store unreachable, any other error) is answered
+with TRY_AGAIN, and the cause is logged. Messages a half-done turn had already collected are
+dropped: that turn was not stored, so the citizen sends the message again.
+
+The answer stays HTTP 200 with the message list: that is the channel's contract, chat front
+ends show the list, and a non-2xx answer is something they may retry on their own (repeating a
+message whose turn partly ran) or show as a bare error. Operators see the failure in the log.
+
+Importing this module installs the Rasa-process guards (`connectors.guard`); credentials.yml
+names `connectors.rest.RestInput` instead of `rest`, so `rasa run` imports it before the agent
+(and its tracker store) is created.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import QueueOutputChannel
+from rasa.core.channels.rest import RestInput as RasaRestInput
+from sanic import Blueprint
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.text import clean_text
+from connectors import common, guard
+from connectors.common import TRY_AGAIN, describe, mask_sender
+
+logger = logging.getLogger(__name__)
+
+guard.install()
+
+
+def answering_try_again(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+) -> Callable[[UserMessage], Awaitable[None]]:
+    """`on_new_message` that turns a failure into TRY_AGAIN on the message's output channel."""
+
+    async def handle(message: UserMessage) -> None:
+        try:
+            await on_new_message(message)
+        except Exception as exc:
+            logger.error(
+                "rest message from %s not handled, answered 'please try again': %s",
+                mask_sender(message.sender_id or ""),
+                describe(exc),
+            )
+            output = message.output_channel
+            if isinstance(output, CollectingOutputChannel) and not isinstance(
+                output, QueueOutputChannel
+            ):
+                output.messages.clear()  # (a stream has already sent them)
+            await output.send_text_message(message.sender_id, TRY_AGAIN)
+
+    return handle
+
+
+class RestInput(RasaRestInput):
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        bp = super().blueprint(answering_try_again(on_new_message))
+
+        @bp.middleware("request")
+        async def well_formed(request: Request) -> HTTPResponse | None:
+            """Refuse what Rasa's own `receive` would crash on; clean the text it will read."""
+            if request.method != "POST" or not request.path.endswith("/webhook"):
+                return None
+            if (refused := common.too_large(request, "rest")) is not None:
+                return refused
+            body = common.json_body(request, "rest")
+            if isinstance(body, HTTPResponse):
+                return body
+            for key in ("sender", "message", "input_channel"):
+                if body.get(key) is not None and not isinstance(body[key], str):
+                    return common.reject("rest", 400, f"{key} is not a string")
+            if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
+                return common.reject("rest", 400, "metadata is not an object")
+            cleaned = {k: clean_text(body[k]) for k in ("sender", "message") if body.get(k)}
+            request.parsed_json = {**body, **cleaned}
+            return None
+
+        return bp
