@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import load_settings
 
 DEFAULT_CONNECT_TIMEOUT = 5
+SQLITE_WRITE_LOCK = "sqlite_write_lock"  # execution option: BEGIN IMMEDIATE on SQLite
 
 
 def connect_timeout() -> int:
@@ -23,7 +24,8 @@ def connect_timeout() -> int:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets foreign keys and WAL so readers don't block the writer.
+    """Create an engine; SQLite gets foreign keys, WAL (readers don't block the writer) and
+    units of work that take the write lock first (BEGIN IMMEDIATE: writers queue, never fail).
 
     Server databases get `pool_pre_ping` (a pooled connection cut while idle, by a database
     restart or a network outage, is replaced instead of failing the next request) and, on
@@ -43,11 +45,22 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # transactions are begun below, not by pysqlite
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            # A unit of work takes the write lock when it starts. A deferred transaction that
+            # read first and writes later fails at once with "database is locked" when another
+            # process wrote in between (its snapshot is stale; SQLite's busy timeout does not
+            # apply), as two processes submitting dossiers at the same moment showed. Plain
+            # connections (long reads of the tracker store) stay deferred: they block no one.
+            immediate = conn.get_execution_options().get(SQLITE_WRITE_LOCK, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -69,8 +82,8 @@ def session_factory(engine: Engine) -> sessionmaker:
 @contextmanager
 def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
     """One session and one transaction: committed on success, rolled back on any error."""
-    factory = session_factory(engine or get_engine())
-    with factory() as session, session.begin():
+    engine = (engine or get_engine()).execution_options(**{SQLITE_WRITE_LOCK: True})
+    with session_factory(engine)() as session, session.begin():
         yield session
 
 

@@ -9,7 +9,8 @@ The answer stays HTTP 200 with the message list: that is the channel's contract,
 ends show the list, and a non-2xx answer is something they may retry on their own (repeating a
 message whose turn partly ran) or show as a bare error. Operators see the failure in the log.
 
-Importing this module installs the Rasa-process guards (`connectors.guard`); credentials.yml
+Importing this module installs the Rasa-process guards (`connectors.guard`) and the cached
+action-response validator (`connectors.rasa_speedups`); credentials.yml
 names `connectors.rest.RestInput` instead of `rest`, so `rasa run` imports it before the agent
 (and its tracker store) is created.
 """
@@ -28,12 +29,13 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.text import clean_text
-from connectors import common, guard
+from connectors import common, guard, rasa_speedups
 from connectors.common import TRY_AGAIN, describe, mask_sender
 
 logger = logging.getLogger(__name__)
 
 guard.install()
+rasa_speedups.install()
 
 
 def answering_try_again(
