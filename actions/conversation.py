@@ -14,6 +14,7 @@ from rasa_sdk.events import AllSlotsReset, ConversationPaused, FollowupAction, S
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from actions.account import ActionCheckStatus, ActionPostponeReminder
 from actions.base import CitizenAction, entity, sender_of, today
@@ -110,7 +111,7 @@ class ActionYesNo(CitizenAction):
         channel, sender_id = sender_of(tracker)
         if awaiting == "erase":
             if yes:
-                return erase(dispatcher, tracker)
+                return erase(dispatcher, tracker, session)
             dispatcher.utter_message(text="Dạ, dữ liệu của Ông/Bà được giữ nguyên.")
             return [SlotSet("awaiting", None)]
         if citizen is not None and awaiting.startswith("reminder:"):
@@ -271,10 +272,12 @@ def _purge_later(sender_id: str) -> None:
         timer.start()
 
 
-def erase(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+def erase(
+    dispatcher: CollectingDispatcher, tracker: Tracker, session: Session
+) -> list[dict[str, Any]]:
+    """In the action's own unit of work (a second one would wait for the first's lock)."""
     channel, sender_id = sender_of(tracker)
-    with unit_of_work() as session:
-        erase_sender(session, channel, sender_id)
+    erase_sender(session, channel, sender_id)
     _purge_later(sender_id)
     dispatcher.utter_message(
         text="Đã xóa liên kết tài khoản và lịch sử trò chuyện của Ông/Bà trên kênh này. Hồ sơ "
