@@ -176,6 +176,9 @@ class ValidateFeedbackForm(FormValidationAction):
     def validate_feedback_comment(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if value is None:
+            # ActionRate's reset of the slot, seen by the form it activates: not an answer.
+            return {"feedback_comment": None}
         text = str(value)
         if read_reply(text) is Reply.NO:
             return {"feedback_comment": "none"}

@@ -7,9 +7,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_console, bench_delivery, bench_import_seed, bench_nlu, bench_scan
+from bench import (
+    bench_console,
+    bench_delivery,
+    bench_import_seed,
+    bench_load,
+    bench_nlu,
+    bench_scan,
+)
 
-BENCHMARKS = [bench_import_seed, bench_nlu, bench_scan, bench_delivery, bench_console]
+BENCHMARKS = [bench_import_seed, bench_nlu, bench_scan, bench_delivery, bench_console, bench_load]
 
 if __name__ == "__main__":
     for module in BENCHMARKS:

@@ -79,6 +79,10 @@ def main() -> int:
         # Rasa keeps connections to the action server idle for up to 15 s (aiohttp); Sanic's
         # default 5 s would close them under Rasa's feet ("Cannot write to closing transport").
         "SANIC_KEEP_ALIVE_TIMEOUT": os.environ.get("SANIC_KEEP_ALIVE_TIMEOUT", "75"),
+        # One Rasa process answers one message at a time; the e5 encoder's OpenMP threads
+        # only spin against each other and the other processes (25-45 ms of CPU per message
+        # with one thread, 50-720 ms with the default on two shared cores: bench/README.md).
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
     children: dict[str, subprocess.Popen] = {}
     for name, cmd in commands().items():

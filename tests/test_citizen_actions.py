@@ -313,3 +313,20 @@ def test_a_bare_service_name_answers_the_pending_question(app: Path) -> None:
     messages, events = run(ActionRequestService(), t)
     assert "Lệ phí" in texts(messages) or "lệ phí" in texts(messages)
     assert {"event": "slot", "timestamp": None, "name": "pending_question", "value": None} in events
+
+
+def test_the_rating_form_asks_for_a_comment_instead_of_saving_none(app: Path) -> None:
+    """ActionRate resets `feedback_comment` to None in the turn that activates the form, and
+    the form validates that reset: it must leave the slot empty (so the form asks)."""
+    from actions.conversation import ActionRate, ValidateFeedbackForm
+    from bot.models import SatisfactionRating
+
+    _, events = run(ActionRate(), tracker("5 sao", "rate_service", [ent("rating", "5")]))
+    rating_id = next(e["value"] for e in events if e.get("name") == "rating_id")
+    dispatcher = CollectingDispatcher()
+    validated = ValidateFeedbackForm().validate_feedback_comment(
+        None, dispatcher, tracker("5 sao", "rate_service", slots={"rating_id": rating_id}), {}
+    )
+    assert validated == {"feedback_comment": None} and dispatcher.messages == []
+    with unit_of_work() as s:
+        assert s.get(SatisfactionRating, int(rating_id)).comment is None

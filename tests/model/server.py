@@ -191,6 +191,7 @@ def base_env(workdir: Path, database_url: str, tracker_url: str | None) -> dict[
         "ERASURE_DELAY_SECONDS": "0.5",
         "SANIC_HOST": "127.0.0.1",
         "SANIC_KEEP_ALIVE_TIMEOUT": "75",  # longer than Rasa's idle connections (scripts/serve.py)
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),  # as scripts/serve.py
         "RASA_TELEMETRY_ENABLED": "false",
     }
     if tracker_url:
