@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from bot.config import PROJECT_ROOT
 
 TOKEN = "test-token"
+TRACKER_STORE = "connectors.tracker_store.ThreadedSQLTrackerStore"  # as endpoints.yml
 RASA = str(Path(sys.executable).parent / "rasa")
 
 
@@ -54,7 +55,7 @@ def tracker_store_yaml(url: str | None) -> str:
         return ""
     parsed = make_url(url)
     dialect = parsed.drivername.split("+")[0]
-    lines = ["tracker_store:", "  type: SQL", f'  dialect: "{dialect}"']
+    lines = ["tracker_store:", f"  type: {TRACKER_STORE}", f'  dialect: "{dialect}"']
     lines.append(f'  db: "{parsed.database}"')
     if dialect != "sqlite":
         lines += [f'  url: "{parsed.host or "127.0.0.1"}"', f"  port: {parsed.port or 5432}"]

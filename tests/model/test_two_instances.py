@@ -244,7 +244,7 @@ def test_production_endpoints_build_the_deployed_stores(monkeypatch: pytest.Monk
     monkeypatch.setenv("REDIS_KEY_PREFIX", "dichvucong")
     endpoints = AvailableEndpoints.read_endpoints(str(DEPLOY / "endpoints.yml"))
     assert endpoints.action.url == "http://127.0.0.1:5090/webhook"
-    assert endpoints.tracker_store.type == "SQL"
+    assert endpoints.tracker_store.type == "connectors.tracker_store.ThreadedSQLTrackerStore"
     assert endpoints.tracker_store.url == "postgresql://dvc:p@db.internal:5433/dvc_tracker"
     store = LockStore.create(endpoints.lock_store)
     assert isinstance(store, AtomicRedisLockStore)
