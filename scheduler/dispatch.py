@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.attributes import flag_modified
 
 from bot import outbox
 from bot.catalogue import Catalogue
@@ -209,6 +210,9 @@ async def dispatch(
         with unit_of_work(engine) as session:
             reminder = session.get(Reminder, reminder_id)
             reminder.updated_at = now
+            # Same value as the claim wrote: without the flag the UPDATE would leave the column
+            # to its onupdate (the wall clock), and the per-citizen cap reads it with `now`.
+            flag_modified(reminder, "updated_at")
             # "duplicate" also means another worker holds the outbox claim (a live one, or one
             # that died and whose claim is not stale yet): only a recorded send is 'sent'.
             busy = result.status == "duplicate" and outbox.sent_channel(session, key) is None
