@@ -7,17 +7,16 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bot.db import make_engine
 from bot.migrate import upgrade
+from tests.faults import pg_database
 
 T = TypeVar("T")
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -48,18 +47,8 @@ def fresh_database(engine_name: str) -> Iterator[str]:
         return
     base = postgres_available()
     assert base is not None
-    name = f"dvc_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(base)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with pg_database(base, prefix="dvc_bench") as url:
         yield url
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def timed(fn: Callable[..., T], *args: Any) -> tuple[float, T]:

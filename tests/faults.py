@@ -221,7 +221,7 @@ class LoopThread:
 
 
 @contextlib.contextmanager
-def pg_database(server_url: str, migrate: bool = True) -> Iterator[str]:
+def pg_database(server_url: str, migrate: bool = True, prefix: str = "dvc_drill") -> Iterator[str]:
     """A throw-away database on the PostgreSQL server of `server_url` (migrated, or empty for
     Rasa's tracker store); dropped afterwards, whoever is still connected."""
     import uuid
@@ -232,7 +232,7 @@ def pg_database(server_url: str, migrate: bool = True) -> Iterator[str]:
     from bot.db import make_engine
     from bot.migrate import upgrade
 
-    name = f"dvc_drill_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = make_engine(server_url)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -33,13 +33,14 @@ import httpx
 import pytest
 import redis
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from bot.config import PROJECT_ROOT
 from bot.db import make_engine, unit_of_work
 from bot.models import Consent, Dossier
 from connectors.lock_store import AtomicRedisLockStore
 from tests import factories
+from tests.faults import pg_database
 from tests.model.server import (
     TOKEN,
     ActionServer,
@@ -91,14 +92,8 @@ def redis_url() -> str:
 @pytest.fixture(scope="module")
 def tracker_url(postgres_url: str) -> Iterator[str]:
     """A second throw-away database, empty: Rasa creates its `events` table."""
-    admin = make_engine(postgres_url)
-    name = f"dvc_tracker_{uuid.uuid4().hex[:10]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database(postgres_url, migrate=False, prefix="dvc_tracker") as url:
+        yield url
 
 
 @dataclass
