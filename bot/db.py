@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine import Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from bot.config import load_settings
 
@@ -33,13 +34,20 @@ def make_engine(url: str) -> Engine:
     """
     is_sqlite = url.startswith("sqlite")
     connect_args: dict[str, object] = {"timeout": 30} if is_sqlite else {}
+    options: dict[str, object] = {}
     if url.startswith("postgresql"):
         connect_args["connect_timeout"] = connect_timeout()
+    if is_sqlite and make_url(url).database not in (None, "", ":memory:"):
+        # SQLAlchemy 1.4 opens a new SQLite connection (and runs the pragmas) for every unit
+        # of work; a pool keeps them. Each is used by one thread at a time (the pool's rule).
+        options["poolclass"] = QueuePool
+        connect_args["check_same_thread"] = False
     engine = create_engine(
         url,
         future=True,
         pool_pre_ping=not is_sqlite,
         connect_args=connect_args,
+        **options,
     )
     if is_sqlite:
 

@@ -32,3 +32,28 @@ def normalize_text(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", clean_text(text))
     moved = _OPEN_SYLLABLE.sub(lambda m: m.group(1) + m.group(3) + m.group(2), decomposed)
     return unicodedata.normalize("NFC", moved)
+
+
+VALUE_ENTITIES = ("otp", "cccd", "phone", "dossier_code")
+_FILLER = re.compile(r"[\s.,!?:;]*")
+
+
+def is_bare_value(text: str, entities: list[dict]) -> bool:
+    """True when the message is only values the extractors found (a one-time code, an ID or phone
+    number, a dossier code) and punctuation: it answers "please type …", i.e. `inform`, whatever
+    the classifier thinks six bare digits mean (seen: "196202" as `deny`, 0.54)."""
+    spans = sorted(
+        (e["start"], e["end"])
+        for e in entities
+        if e.get("entity") in VALUE_ENTITIES
+        and isinstance(e.get("start"), int)
+        and isinstance(e.get("end"), int)
+    )
+    if not spans:
+        return False
+    position = 0
+    for start, end in spans:
+        if start > position and not _FILLER.fullmatch(text[position:start]):
+            return False
+        position = max(position, end)
+    return bool(_FILLER.fullmatch(text[position:]))

@@ -1,7 +1,7 @@
 """Rasa 3.6 graph components for Vietnamese, thin wrappers over bot.text, bot.dates, bot.lexicon.
 
 Pipeline order in config.yml: normaliser → accent augmentation (training only) → tokenizer →
-featurizers → classifier → extractors → value normaliser.
+featurizers → classifier → extractors → value normaliser → bare-value intent → fallback.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
-from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.dates import find_dates
 from bot.lexicon import Lexicon
-from bot.text import normalize_text
+from bot.text import is_bare_value, normalize_text
 from bot.vn import strip_diacritics
 
 logger = logging.getLogger(__name__)
@@ -321,4 +321,25 @@ class EntityValueNormalizer(_Stateless):
                     ent["value"] = "".join(ch for ch in value if ch.isdigit() or ch == "+")
                 elif ent["entity"] == "dossier_code":
                     ent["value"] = value.upper()
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class BareValueIntent(_Stateless):
+    """A message that is only an extracted value (`bot.text.is_bare_value`) is `inform`, with
+    certainty; placed before the FallbackClassifier so that such a message is never "unsure"."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"intent": "inform"}
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        name = self._config["intent"]
+        for message in messages:
+            if not is_bare_value(message.get(TEXT) or "", message.get(ENTITIES, [])):
+                continue
+            intent = {"name": name, "confidence": 1.0}
+            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != name]
+            message.set(INTENT, intent, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
         return messages

@@ -70,6 +70,10 @@ class RestInput(RasaRestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         bp = super().blueprint(answering_try_again(on_new_message))
 
+        @bp.listener("before_server_stop")
+        async def close_kept_sessions(*_: object) -> None:
+            await rasa_speedups.close_sessions()
+
         @bp.middleware("request")
         async def well_formed(request: Request) -> HTTPResponse | None:
             """Refuse what Rasa's own `receive` would crash on; clean the text it will read."""

@@ -97,7 +97,9 @@ class SmsOutput(OutputChannel):
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         buttons = [b for b in buttons if b.get("payload") and not b.get("url")][:9]
-        set_last_buttons(self.engine, recipient_id, [str(b["payload"]) for b in buttons])
+        await asyncio.to_thread(
+            set_last_buttons, self.engine, recipient_id, [str(b["payload"]) for b in buttons]
+        )
         titles = [str(b.get("title", "")) for b in buttons]
         await self._send(recipient_id, to_sms_with_choices(text, titles, self.max_segments))
 
@@ -155,9 +157,9 @@ class SmsInput(InputChannel):
         self, phone: str, text: str, on_new_message: common.OnNewMessage, message_id: str
     ) -> None:
         sender = sender_id(NAME, phone)
-        touch_activity(self.engine, sender, NAME)
+        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         text = common.clip(clean_text(text).strip())
-        payload = choice_payload(self.engine, sender, text)
+        payload = await asyncio.to_thread(choice_payload, self.engine, sender, text)
         await on_new_message(
             UserMessage(
                 payload or text,
@@ -213,7 +215,7 @@ class SmsInput(InputChannel):
                 phone = normalize_phone(raw_phone)
             except InvalidValue:
                 return common.reject(NAME, 400, "sender is not a Vietnamese phone number")
-            if not first_time(self.engine, NAME, message_id):
+            if not await asyncio.to_thread(first_time, self.engine, NAME, message_id):
                 logger.info("sms %s already handled (retry)", message_id[:40])
                 return response.json({"status": "duplicate"})
             common.spawn(

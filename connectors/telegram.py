@@ -10,6 +10,7 @@ to Rasa as `/link_account` with metadata `verified_phone`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -176,13 +177,13 @@ class TelegramOutput(OutputChannel):
             if not others:
                 return
             text = MORE_CHOICES
-        await self._send(recipient_id, text, self._inline_keyboard(others))
+        await self._send(recipient_id, text, await self._inline_keyboard(others))
 
-    def _inline_keyboard(self, buttons: list[dict[str, Any]]) -> InlineKeyboardMarkup:
+    async def _inline_keyboard(self, buttons: list[dict[str, Any]]) -> InlineKeyboardMarkup:
         payloads = [
             str(b.get("payload") or b.get("title", "")) for b in buttons if not b.get("url")
         ]
-        ids = iter(remember_payloads(self.engine, payloads))
+        ids = iter(await asyncio.to_thread(remember_payloads, self.engine, payloads))
         rows = []
         for b in buttons:
             title = str(b.get("title", ""))[:64] or "…"
@@ -323,7 +324,7 @@ class TelegramInput(InputChannel):
             logger.debug("telegram update ignored: %s", inbound.reason)
             return
         sender = sender_id(NAME, inbound.chat_id)
-        touch_activity(self.engine, sender, NAME)
+        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         output = TelegramOutput(self.api, self.engine)
         if inbound.callback_query_id is not None:
             qid = inbound.callback_query_id
@@ -331,7 +332,11 @@ class TelegramInput(InputChannel):
                 await self.api.call(lambda: self.api.bot.answer_callback_query(qid))
             except SendError as exc:
                 logger.warning("telegram answerCallbackQuery failed: %s", exc.reason)
-            payload = payload_for(self.engine, inbound.button_id) if inbound.button_id else None
+            payload = (
+                await asyncio.to_thread(payload_for, self.engine, inbound.button_id)
+                if inbound.button_id
+                else None
+            )
             if payload is None:
                 inbound.answer = common.EXPIRED_CHOICE
             inbound.text = payload
@@ -383,7 +388,7 @@ class TelegramInput(InputChannel):
             update_id = data.get("update_id")
             if isinstance(update_id, bool) or not isinstance(update_id, int):
                 return common.reject(NAME, 400, "no update_id")
-            if not first_time(self.engine, NAME, str(update_id)):
+            if not await asyncio.to_thread(first_time, self.engine, NAME, str(update_id)):
                 logger.info("telegram update %d already handled (retry)", update_id)
                 return response.json({"ok": True, "duplicate": True})
             common.spawn(

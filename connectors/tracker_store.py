@@ -1,68 +1,148 @@
-"""Rasa's SQL tracker store with its blocking work on a worker thread.
+"""Rasa's SQL tracker store, off the event loop and without re-reading a conversation each turn.
 
 Rasa 3.6's `SQLTrackerStore` is async in name only: reading a conversation (the SQL query, the
-JSON of every event, replaying them into a tracker) and saving it run synchronously inside the
-Rasa server's single event loop, about a quarter of its time under load (py-spy, bench/README.md
-"Conversations under load"), during which no other citizen's message is understood. Here the
-same code runs on a thread, so the loop keeps parsing other messages meanwhile (the e5 encoder
-and the database drivers release the GIL). Same tables, options and behaviour; configured as
+JSON of every event, replaying them into a tracker) and saving it (which first counts the stored
+events again) run synchronously inside the Rasa server's single event loop, about a quarter of
+its time under load (py-spy, bench/README.md "Conversations under load"). Here:
+
+- on SQLite, the project's engine (bot/db.py: WAL, pooled connections) replaces Rasa's;
+- the same SQL runs on a worker thread, so the loop keeps parsing other messages meanwhile (the
+  e5 encoder and the database drivers release the GIL);
+- the tracker saved at the end of a turn is kept in memory (a bounded LRU, `cache_size`), with
+  the id and timestamp of the conversation's last stored event. The next turn checks that one
+  row (an indexed lookup) and, when it is unchanged, takes the kept tracker instead of reading
+  and replaying the conversation; any other writer (a second Rasa process, erasure by the action
+  server, the console) changes that row and the conversation is read afresh. A kept tracker is
+  handed to one caller at a time (taken out of the cache until it is saved again), and only the
+  latest conversation session is kept, as Rasa reads it.
+
+Same tables and rows as Rasa's store. Configured as
 
     tracker_store:
       type: connectors.tracker_store.ThreadedSQLTrackerStore
       dialect: ...           # the options of Rasa's `type: SQL`
+      cache_size: 256        # conversations kept between turns (0: none)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections import OrderedDict
+from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
-T = TypeVar("T")
+from bot.db import SQLITE_WRITE_LOCK, make_engine
+from connectors.rasa_speedups import run_to_end
 
-
-def _finish(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that never awaits (Rasa's SQL methods) to its end, synchronously."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    coroutine.close()
-    raise RuntimeError("the tracker store's method awaited something; run it on the loop")
+STORED = "_dvc_stored_events"  # attributes this store sets on the trackers it reads or saves
+HEAD = "_dvc_last_stored_event"
 
 
 class ThreadedSQLTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, cache_size: int = 256, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            # Rasa's SQLite engine commits with a rollback journal and a full sync, several
+            # disk flushes per turn, and opens a connection per query: the project's engine
+            # (WAL, synchronous=NORMAL, pooled connections, a 30 s busy timeout) instead.
+            url = self.engine.url.render_as_string(hide_password=False)
+            self.engine.dispose()
+            self.engine = make_engine(url)
+            self.sessionmaker = sessionmaker(bind=self.engine)
+        # Saves read the count, then write: on SQLite they take the write lock first (see
+        # bot/db.py), or a save racing another fails at once with "database is locked".
+        self._write_sessions = sessionmaker(
+            bind=self.engine.execution_options(**{SQLITE_WRITE_LOCK: True})
+        )
+        self.cache_size = int(cache_size)
+        self._kept: OrderedDict[str, DialogueStateTracker] = OrderedDict()
+
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
     ) -> DialogueStateTracker | None:
-        parent = super()._retrieve
-        return await asyncio.to_thread(
-            lambda: _finish(parent(sender_id, fetch_events_from_all_sessions))
-        )
+        if fetch_events_from_all_sessions:
+            parent = super()._retrieve
+            return await asyncio.to_thread(lambda: run_to_end(parent(sender_id, True)))
+        kept = self._kept.pop(sender_id, None)  # on the loop: one taker per kept tracker
+        return await asyncio.to_thread(self._read_latest_session, sender_id, kept)
+
+    def _read_latest_session(
+        self, sender_id: str, kept: DialogueStateTracker | None
+    ) -> DialogueStateTracker | None:
+        with self.session_scope() as session:
+            if kept is not None and len(kept.events) == getattr(kept, STORED, -1):
+                head = self._last_row(session, sender_id)
+                if head is not None and head == getattr(kept, HEAD, None):
+                    return kept
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False)
+            rows = rows.all()
+            if not self.domain or not rows:
+                return None
+            tracker = DialogueStateTracker.from_dict(
+                sender_id, [json.loads(row.data) for row in rows], self.domain.slots
+            )
+            setattr(tracker, STORED, len(tracker.events))
+            setattr(tracker, HEAD, (rows[-1].id, rows[-1].timestamp))
+            return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)  # the event broker's own (async) client
-        await asyncio.to_thread(self._store_new_events, tracker)
+        new_session = await asyncio.to_thread(self._store_new_events, tracker)
+        self._kept.pop(tracker.sender_id, None)
+        if self.cache_size > 0 and not new_session:
+            self._kept[tracker.sender_id] = tracker
+            while len(self._kept) > self.cache_size:
+                self._kept.popitem(last=False)
 
-    def _store_new_events(self, tracker: DialogueStateTracker) -> None:
-        """The storing half of `SQLTrackerStore.save` (Rasa 3.6), unchanged."""
-        with self.session_scope() as session:
-            for event in self._additional_events(session, tracker):
-                data = event.as_dict()
-                intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
-                session.add(
-                    self.SQLEvent(
-                        sender_id=tracker.sender_id,
-                        type_name=event.type_name,
-                        timestamp=data.get("timestamp"),
-                        intent_name=intent,
-                        action_name=data.get("name"),
-                        data=json.dumps(data),
-                    )
+    def _store_new_events(self, tracker: DialogueStateTracker) -> bool:
+        """Add the events not stored yet: the rows of Rasa 3.6's `SQLTrackerStore.save`, in one
+        multi-row INSERT instead of one per event, counted with a query only for a tracker this
+        store did not read or save. True when a conversation session started in them: Rasa
+        reads only the latest session, so such a tracker is not kept."""
+        stored = getattr(tracker, STORED, None)
+        known = stored is not None
+        with self._write_sessions() as session:
+            if not known:
+                stored = self._event_query(
+                    session, tracker.sender_id, fetch_events_from_all_sessions=False
+                ).count()
+            new_events = list(tracker.events)[stored:]
+            if new_events:
+                session.execute(
+                    insert(self.SQLEvent.__table__),
+                    [self._row(tracker.sender_id, event) for event in new_events],
                 )
+                setattr(tracker, HEAD, self._last_row(session, tracker.sender_id))
             session.commit()
+        setattr(tracker, STORED, len(tracker.events))
+        return not known or any(isinstance(e, SessionStarted) for e in new_events)
+
+    @staticmethod
+    def _row(sender_id: str, event: Event) -> dict[str, Any]:
+        data = event.as_dict()
+        return {
+            "sender_id": sender_id,
+            "type_name": event.type_name,
+            "timestamp": data.get("timestamp"),
+            "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+            "action_name": data.get("name"),
+            "data": json.dumps(data),
+        }
+
+    def _last_row(self, session: Session, sender_id: str) -> tuple[int, float] | None:
+        """(id, timestamp) of the conversation's last stored event: what a kept tracker is
+        checked against."""
+        row = session.execute(
+            select(self.SQLEvent.id, self.SQLEvent.timestamp)
+            .where(self.SQLEvent.sender_id == sender_id)
+            .order_by(self.SQLEvent.id.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else (row[0], row[1])

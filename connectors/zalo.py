@@ -10,6 +10,7 @@ is a short id that comes back as the user's text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -83,7 +84,7 @@ class ZaloOutput(OutputChannel):
         shown = buttons[:MAX_BUTTONS]
         links = [b for b in shown if b.get("url")]
         payloads = [str(b.get("payload") or b.get("title", "")) for b in shown if not b.get("url")]
-        ids = iter(remember_payloads(self.engine, payloads))
+        ids = iter(await asyncio.to_thread(remember_payloads, self.engine, payloads))
         rendered = []
         for b in shown:
             title = str(b.get("title", ""))[:100]
@@ -144,7 +145,7 @@ class ZaloInput(InputChannel):
         message = event["message"]
         msg_id = str(message["msg_id"])
         sender = sender_id(NAME, user)
-        touch_activity(self.engine, sender, NAME)
+        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
         text = message.get("text") if event.get("event_name") == "user_send_text" else None
         if not isinstance(text, str) or not text.strip():
@@ -157,7 +158,7 @@ class ZaloInput(InputChannel):
             return
         text = common.clip(clean_text(text).strip())
         if text.startswith(BUTTON_PREFIX):
-            payload = payload_for(self.engine, text[len(BUTTON_PREFIX) :])
+            payload = await asyncio.to_thread(payload_for, self.engine, text[len(BUTTON_PREFIX) :])
             if payload is None:
                 await output.send_text_message(sender, common.EXPIRED_CHOICE)
                 return
@@ -225,7 +226,7 @@ class ZaloInput(InputChannel):
             msg_id = _ident(message.get("msg_id"), 128)
             if msg_id is None or _ident(sender.get("id"), 64) is None:
                 return common.reject(NAME, 400, "message event without msg_id or sender id")
-            if not first_time(self.engine, NAME, msg_id):
+            if not await asyncio.to_thread(first_time, self.engine, NAME, msg_id):
                 logger.info("zalo message %s already handled (retry)", msg_id[:40])
                 return response.json({"status": "duplicate"})
             output = ZaloOutput(self.api, self.engine, reply_to=msg_id)

@@ -103,19 +103,6 @@ def test_typing_an_id_only_sends_a_code_to_the_registry_phone(app: Path) -> None
     assert "xác thực danh tính" in texts(messages)  # a sent code is not an identity
 
 
-def test_a_bare_code_the_classifier_doubts_still_links(app: Path) -> None:
-    """Six digits can get a low intent confidence (nlu_fallback): the extracted code counts."""
-    from actions.fallback import ActionClarify
-
-    run(ActionInform(), tracker("066190005678", "inform", [ent("cccd", "066190005678")]))
-    outbox = [json.loads(x) for x in (app / "sms_outbox.jsonl").read_text().splitlines()]
-    code = re.search(r"\b(\d{6})\b", outbox[-1]["text"]).group(1)
-    messages, _ = run(ActionClarify(), tracker(code, "nlu_fallback", [ent("otp", code)]))
-    assert "Xác thực thành công" in texts(messages)
-    unsure, _ = run(ActionClarify(), tracker("mã 12", "nlu_fallback"))
-    assert "Xác thực" not in texts(unsure)
-
-
 def test_someone_elses_dossier_code_reads_like_a_wrong_code(app: Path) -> None:
     link("u1")
     link("u2", "066190005678")

@@ -11,12 +11,13 @@ import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
-from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.vietnamese import (
     AccentStrippedAugmenter,
+    BareValueIntent,
     E5SentenceFeaturizer,
     EntityValueNormalizer,
     LexiconEntityExtractor,
@@ -156,3 +157,32 @@ def test_e5_scale_multiplies_the_vector_and_must_be_positive() -> None:
     assert abs(float(np.linalg.norm(message.get_dense_features(TEXT)[1].features[0])) - 10) < 1e-2
     with pytest.raises(ValueError, match="scale"):
         E5SentenceFeaturizer.validate_config({"scale": 0})
+
+
+def code(value: str, start: int, entity: str = "otp") -> dict:
+    return {"entity": entity, "value": value, "start": start, "end": start + len(value)}
+
+
+@pytest.mark.parametrize(
+    ("text", "entities", "bare"),
+    [
+        ("196202", [code("196202", 0)], True),
+        (" 196202. ", [code("196202", 1)], True),
+        ("066190001234", [code("066190001234", 0, "cccd")], True),
+        ("DLK-261120-00042 ?", [code("DLK-261120-00042", 0, "dossier_code")], True),
+        ("mã 196202", [code("196202", 3)], False),
+        ("196202 không", [code("196202", 0)], False),
+        ("196202", [], False),
+        ("khai sinh", [{"entity": "service", "value": "khai_sinh", "start": 0, "end": 9}], False),
+    ],
+)
+def test_a_message_of_bare_values_is_inform(text: str, entities: list, bare: bool) -> None:
+    ranking = [{"name": "deny", "confidence": 0.54}, {"name": "inform", "confidence": 0.3}]
+    message = msg(text, entities=entities)
+    message.set(INTENT, ranking[0])
+    message.set(INTENT_RANKING_KEY, ranking)
+    (message,) = make(BareValueIntent).process([message])
+    assert (message.get(INTENT)["name"] == "inform") is bare
+    if bare:
+        assert message.get(INTENT)["confidence"] == 1.0
+        assert [r["name"] for r in message.get(INTENT_RANKING_KEY)] == ["inform", "deny"]

@@ -1,11 +1,15 @@
-"""The cached action-response validator accepts and refuses exactly what Rasa's does."""
+"""The cached action-response validator accepts and refuses exactly what Rasa's does; messages
+are understood on the NLU threads, not on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.utils.endpoints import EndpointConfig
@@ -46,3 +50,72 @@ def test_invalid_answers_fail_as_with_rasa(action: RemoteAction, result: dict[st
         action._validate_action_result(result)
     assert ours.value.message == rasa_error.value.message
     assert "Failed to validate Action server response" in ours.value.message
+
+
+class Processor:
+    """What `parse_message` reads of Rasa's MessageProcessor."""
+
+    def __init__(self, http_interpreter: Any = None) -> None:
+        self.http_interpreter = http_interpreter
+
+
+async def test_messages_are_understood_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    both_inside = threading.Barrier(2, timeout=10)  # two messages understood side by side
+    loop_was_free = threading.Event()  # set by the loop while the parses block
+
+    async def blocking_parse(self: Any, message: Any, tracker: Any, only_output: bool) -> dict:
+        both_inside.wait()
+        assert loop_was_free.wait(10), "the event loop was blocked while parsing"
+        return {"text": message, "thread": threading.current_thread().name}
+
+    async def on_the_loop() -> None:
+        await asyncio.sleep(0.05)
+        loop_was_free.set()
+
+    monkeypatch.setattr(rasa_speedups, "_original_parse", blocking_parse)
+    first, second, _ = await asyncio.gather(
+        rasa_speedups._parse_message(Processor(), "xin chào"),
+        rasa_speedups._parse_message(Processor(), "196202"),
+        on_the_loop(),
+    )
+    assert first["text"] == "xin chào" and second["text"] == "196202"
+    assert first["thread"].startswith("nlu") and second["thread"].startswith("nlu")
+
+    loop_was_free.set()
+    both_inside = threading.Barrier(1)
+    remote = await rasa_speedups._parse_message(Processor(http_interpreter=object()), "x")
+    assert remote["thread"] == threading.current_thread().name  # Rasa's remote NLU: unchanged
+
+
+async def test_action_calls_reuse_one_connection() -> None:
+    """Rasa opens a TCP connection per action call; installed, calls share a kept one."""
+    peers: list[tuple[str, int]] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response({"events": [], "responses": [await request.json()]})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
+    try:
+        rasa_speedups.uninstall()
+        for n in range(3):
+            assert await endpoint.request(json={"n": n}) == {"events": [], "responses": [{"n": n}]}
+        assert len(set(peers)) == 3  # Rasa's own: one connection per call
+        peers.clear()
+        rasa_speedups.install()
+        for n in range(3):
+            assert await endpoint.request(json={"n": n}) == {"events": [], "responses": [{"n": n}]}
+        assert len(set(peers)) == 1
+    finally:
+        await rasa_speedups.close_sessions()
+        rasa_speedups.uninstall()
+        await runner.cleanup()
