@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -28,14 +30,15 @@ def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL (readers don't block the writer) and
     units of work that take the write lock first (BEGIN IMMEDIATE: writers queue, never fail).
 
-    Server databases get `pool_pre_ping` (a pooled connection cut while idle, by a database
-    restart or a network outage, is replaced instead of failing the next request) and, on
-    PostgreSQL, a connect timeout.
+    PostgreSQL gets a connect timeout and `replace_dropped_connections` (a pooled connection cut
+    while idle, by a database restart or a network outage, is replaced instead of failing the
+    next request); other server databases get SQLAlchemy's `pool_pre_ping`.
     """
     is_sqlite = url.startswith("sqlite")
     connect_args: dict[str, object] = {"timeout": 30} if is_sqlite else {}
     options: dict[str, object] = {}
-    if url.startswith("postgresql"):
+    is_postgresql = url.startswith("postgresql")
+    if is_postgresql:
         connect_args["connect_timeout"] = connect_timeout()
     if is_sqlite and make_url(url).database not in (None, "", ":memory:"):
         # SQLAlchemy 1.4 opens a new SQLite connection (and runs the pragmas) for every unit
@@ -45,10 +48,12 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         future=True,
-        pool_pre_ping=not is_sqlite,
+        pool_pre_ping=not (is_sqlite or is_postgresql),
         connect_args=connect_args,
         **options,
     )
+    if is_postgresql:
+        replace_dropped_connections(engine)
     if is_sqlite:
 
         @event.listens_for(engine, "connect")
@@ -71,6 +76,25 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def replace_dropped_connections(engine: Engine) -> None:
+    """Check each pooled PostgreSQL connection as it is handed out, as `pool_pre_ping` does, but
+    without its round trip (`SELECT 1`) on every unit of work: an idle connection's socket has
+    nothing to read unless the server closed or reset it (Go's database/sql checks the same
+    way). Only then is the connection pinged, and replaced if the ping fails; a server's
+    unsolicited bytes (a TLS session ticket) cost one ping, not the connection."""
+
+    @event.listens_for(engine, "checkout")
+    def _alive(dbapi_conn, record, proxy):  # type: ignore[no-untyped-def]
+        if getattr(dbapi_conn, "closed", 0):
+            raise DisconnectionError("the connection was closed")
+        try:
+            ready, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
+        except (AttributeError, OSError, ValueError):
+            ready = [True]  # no socket to look at: ping
+        if ready and not engine.dialect.do_ping(dbapi_conn):
+            raise DisconnectionError("the server closed the connection")
 
 
 @lru_cache(maxsize=8)

@@ -5,7 +5,8 @@ JSON of every event, replaying them into a tracker) and saving it (which first c
 events again) run synchronously inside the Rasa server's single event loop, about a quarter of
 its time under load (py-spy, bench/README.md "Conversations under load"). Here:
 
-- on SQLite, the project's engine (bot/db.py: WAL, pooled connections) replaces Rasa's;
+- on SQLite, the project's engine (bot/db.py: WAL, pooled connections) replaces Rasa's; on
+  PostgreSQL, dropped connections are found without a `SELECT 1` before every query;
 - the same SQL runs on a worker thread, so the loop keeps parsing other messages meanwhile (the
   e5 encoder and the database drivers release the GIL);
 - the tracker saved at the end of a turn is kept in memory (a bounded LRU, `cache_size`), with
@@ -31,14 +32,15 @@ import json
 from collections import OrderedDict
 from typing import Any
 
+from rasa.core import tracker_store as rasa_tracker_store
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
-from sqlalchemy import insert, select
+from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import SQLITE_WRITE_LOCK, make_engine
+from bot.db import SQLITE_WRITE_LOCK, make_engine, replace_dropped_connections
 from connectors.rasa_speedups import run_to_end
 
 STORED = "_dvc_stored_events"  # attributes this store sets on the trackers it reads or saves
@@ -48,14 +50,7 @@ HEAD = "_dvc_last_stored_event"
 class ThreadedSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, cache_size: int = 256, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.engine.dialect.name == "sqlite":
-            # Rasa's SQLite engine commits with a rollback journal and a full sync, several
-            # disk flushes per turn, and opens a connection per query: the project's engine
-            # (WAL, synchronous=NORMAL, pooled connections, a 30 s busy timeout) instead.
-            url = self.engine.url.render_as_string(hide_password=False)
-            self.engine.dispose()
-            self.engine = make_engine(url)
-            self.sessionmaker = sessionmaker(bind=self.engine)
+        self._replace_engine()
         # Saves read the count, then write: on SQLite they take the write lock first (see
         # bot/db.py), or a save racing another fails at once with "database is locked".
         self._write_sessions = sessionmaker(
@@ -63,6 +58,26 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         )
         self.cache_size = int(cache_size)
         self._kept: OrderedDict[str, DialogueStateTracker] = OrderedDict()
+
+    def _replace_engine(self) -> None:
+        """SQLite: Rasa's engine commits with a rollback journal and a full sync, several disk
+        flushes per turn, and opens a connection per query; the project's engine (WAL,
+        synchronous=NORMAL, pooled connections, a 30 s busy timeout) instead. PostgreSQL:
+        Rasa's settings (pool size, schema; the guard's connect timeout), with dropped
+        connections found without a round trip per query (`replace_dropped_connections`)."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            engine = make_engine(url.render_as_string(hide_password=False))
+        elif url.get_backend_name() == "postgresql":
+            options = rasa_tracker_store.create_engine_kwargs(url)  # with the guard's
+            options.pop("pool_pre_ping", None)
+            engine = create_engine(url, **options)
+            replace_dropped_connections(engine)
+        else:
+            return
+        self.engine.dispose()
+        self.engine = engine
+        self.sessionmaker = sessionmaker(bind=self.engine)
 
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool

@@ -1,6 +1,7 @@
 """The fault proxy of the drills (tests/faults.py) and what the engines do behind it: PostgreSQL
-refused, cut and hanging, a provider answering 503 or slowly; pool_pre_ping and the connect
-timeout of bot/db.py and of Rasa's SQL tracker store (connectors/guard.py)."""
+refused, cut and hanging, a provider answering 503 or slowly; the dropped-connection check and
+connect timeout of bot/db.py, and those of the SQL tracker stores (connectors/guard.py for
+Rasa's, connectors/tracker_store.py for ours)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def select_one(engine) -> int:  # type: ignore[no-untyped-def]
         return conn.execute(text("SELECT 1")).scalar()
 
 
-def test_refused_fails_at_once_and_pre_ping_recovers(pg_proxy: tuple[FaultProxy, str]) -> None:
+def test_refused_fails_at_once_and_the_pool_recovers(pg_proxy: tuple[FaultProxy, str]) -> None:
     proxy, url = pg_proxy
     engine = make_engine(url)
     assert select_one(engine) == 1  # a pooled connection now exists
@@ -47,7 +48,7 @@ def test_refused_fails_at_once_and_pre_ping_recovers(pg_proxy: tuple[FaultProxy,
     engine.dispose()
 
 
-def test_a_cut_is_invisible_with_pre_ping_and_fails_without(
+def test_a_cut_is_invisible_with_the_check_and_fails_without(
     pg_proxy: tuple[FaultProxy, str],
 ) -> None:
     proxy, url = pg_proxy
@@ -59,6 +60,23 @@ def test_a_cut_is_invisible_with_pre_ping_and_fails_without(
         select_one(without)
     with_ping.dispose()
     without.dispose()
+
+
+def test_a_live_pooled_connection_is_not_pinged(
+    pg_proxy: tuple[FaultProxy, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pool_pre_ping would send a SELECT 1 before each of these; only the cut one is pinged."""
+    proxy, url = pg_proxy
+    engine = make_engine(url)
+    pings = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda conn: pings.append(1) or real_ping(conn))
+    assert [select_one(engine) for _ in range(5)] == [1] * 5
+    assert pings == []
+    proxy.cut()
+    assert select_one(engine) == 1
+    assert pings == [1]  # the reset socket was readable: pinged, found dead, replaced
+    engine.dispose()
 
 
 def test_connect_timeout_bounds_a_hanging_server(
@@ -75,13 +93,15 @@ def test_connect_timeout_bounds_a_hanging_server(
     engine.dispose()
 
 
-def test_rasa_sql_tracker_store_survives_a_cut(postgres_url: str) -> None:
+@pytest.mark.parametrize("ours", [False, True], ids=["rasa-sql", "threaded"])
+def test_sql_tracker_stores_survive_a_cut(postgres_url: str, ours: bool) -> None:
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
     from connectors import guard
+    from connectors.tracker_store import ThreadedSQLTrackerStore
 
     guard.install()
     parsed = make_url(postgres_url)
@@ -90,7 +110,7 @@ def test_rasa_sql_tracker_store_survives_a_cut(postgres_url: str) -> None:
     try:
         with pg_database(postgres_url, migrate=False) as tracker_url:
             db = make_url(via(tracker_url, proxy))
-            store = SQLTrackerStore(
+            store = (ThreadedSQLTrackerStore if ours else SQLTrackerStore)(
                 domain, "postgresql", db.host, db.port, db.database, db.username, db.password
             )
             events = [ActionExecuted("action_listen"), UserUttered("xin chào", {"name": "greet"})]
