@@ -8,7 +8,9 @@ its time under load (py-spy, bench/README.md "Conversations under load"). Here:
 - on SQLite, the project's engine (bot/db.py: WAL, pooled connections) replaces Rasa's; on
   PostgreSQL, dropped connections are found without a `SELECT 1` before every query;
 - the same SQL runs on a worker thread, so the loop keeps parsing other messages meanwhile (the
-  e5 encoder and the database drivers release the GIL);
+  e5 encoder and the database drivers release the GIL); a save's new events go in one
+  multi-row INSERT, and on SQLite this process's saves take turns on a lock rather than in
+  SQLite's busy handler;
 - the tracker saved at the end of a turn is kept in memory (a bounded LRU, `cache_size`), with
   the id and timestamp of the conversation's last stored event. The next turn checks that one
   row (an indexed lookup) and, when it is unchanged, takes the kept tracker instead of reading
@@ -28,7 +30,9 @@ Same tables and rows as Rasa's store. Configured as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -55,6 +59,13 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         # bot/db.py), or a save racing another fails at once with "database is locked".
         self._write_sessions = sessionmaker(
             bind=self.engine.execution_options(**{SQLITE_WRITE_LOCK: True})
+        )
+        # SQLite has one writer at a time, and a writer that finds the file locked polls
+        # (sleeps of 1, 2, 5, 10… ms): this process's saves queue on a lock instead, woken
+        # as soon as the previous save commits.
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._one_writer: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if sqlite else contextlib.nullcontext()
         )
         self.cache_size = int(cache_size)
         self._kept: OrderedDict[str, DialogueStateTracker] = OrderedDict()
@@ -123,17 +134,17 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         reads only the latest session, so such a tracker is not kept."""
         stored = getattr(tracker, STORED, None)
         known = stored is not None
-        with self._write_sessions() as session:
+        new_events = list(tracker.events)[stored:] if known else []
+        rows = [self._row(tracker.sender_id, event) for event in new_events]  # before locking
+        with self._one_writer, self._write_sessions() as session:
             if not known:
                 stored = self._event_query(
                     session, tracker.sender_id, fetch_events_from_all_sessions=False
                 ).count()
-            new_events = list(tracker.events)[stored:]
-            if new_events:
-                session.execute(
-                    insert(self.SQLEvent.__table__),
-                    [self._row(tracker.sender_id, event) for event in new_events],
-                )
+                new_events = list(tracker.events)[stored:]
+                rows = [self._row(tracker.sender_id, event) for event in new_events]
+            if rows:
+                session.execute(insert(self.SQLEvent.__table__), rows)
                 setattr(tracker, HEAD, self._last_row(session, tracker.sender_id))
             session.commit()
         setattr(tracker, STORED, len(tracker.events))

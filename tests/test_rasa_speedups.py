@@ -1,4 +1,4 @@
-"""The cached action-response validator accepts and refuses exactly what Rasa's does; messages
+"""The action-response validator accepts and refuses exactly what Rasa's does; messages
 are understood on the NLU threads, not on the event loop."""
 
 from __future__ import annotations
@@ -10,21 +10,55 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.utils.endpoints import EndpointConfig
 
 from connectors import rasa_speedups
 
+USER = {
+    "event": "user",
+    "text": "đổi bằng lái",
+    "parse_data": {
+        "intent": {"name": "request_service", "confidence": 0.9},
+        "entities": [{"entity": "service", "value": "gplx_doi", "start": 0, "end": 3}],
+        "intent_ranking": [{"name": "request_service", "confidence": 0.9}],
+    },
+}
 GOOD: list[dict[str, Any]] = [
     {"events": [], "responses": []},
     {"events": [{"event": "slot", "name": "x", "value": "y", "timestamp": None}]},
     {"responses": [{"text": "Xin chào Ông/Bà"}]},
+    {
+        "events": [
+            {"event": "active_loop", "name": "dossier_form", "timestamp": 1.5},
+            {"event": "slot", "name": "requested_slot", "value": None, "metadata": {}},
+            {"event": "action", "name": "action_x", "policy": None, "hide_rule_turn": True},
+            {"event": "followup", "name": "action_y"},
+            {"event": "bot", "text": "Dạ", "data": {"buttons": []}},
+            USER,
+        ],
+        "responses": [{"text": "Dạ", "buttons": [{"title": "Có", "payload": "/affirm"}]}],
+        "other": "keys are allowed",
+    },
 ]
-BAD: list[dict[str, Any]] = [
+BAD: list[Any] = [
     {"events": [{"event": "no_such_event"}]},
     {"events": "not a list"},
     {"responses": ["not an object"]},
+    {"events": [{"event": "slot", "name": "x"}]},  # no value
+    {"events": [{"event": "slot", "name": 3, "value": 1}]},
+    {"events": [{"name": "x", "value": 1}]},  # no event
+    {"events": [{"event": 5}]},
+    {"events": [{"event": ["slot"]}]},
+    {"events": [{"event": "slot", "name": "x", "value": 1, "timestamp": "now"}]},
+    {"events": [{"event": "entities"}]},
+    {"events": [{"event": "action", "name": "x", "hide_rule_turn": "yes"}]},
+    {"events": [{**USER, "parse_data": {"intent": {"name": 7}}}]},
+    {"events": [{"event": "slot", "name": "x", "value": 1}, "not an object"]},
+    ["not an object"],
 ]
 
 
@@ -50,6 +84,46 @@ def test_invalid_answers_fail_as_with_rasa(action: RemoteAction, result: dict[st
         action._validate_action_result(result)
     assert ours.value.message == rasa_error.value.message
     assert "Failed to validate Action server response" in ours.value.message
+
+
+def test_the_one_alternative_check_decides_usual_answers() -> None:
+    """The shortcut is taken for valid answers (or the tests above would not reach it) and never
+    for invalid ones."""
+    assert all(rasa_speedups._surely_valid(result) for result in GOOD)
+    assert not any(rasa_speedups._surely_valid(result) for result in BAD)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+EVENT_NAMES = st.sampled_from(["user", "action", "slot", "entities", "bot", "followup", "nope"])
+FIELDS = st.sampled_from(
+    ["name", "value", "timestamp", "metadata", "entities", "parse_data", "policy", "text"]
+)
+EVENTS = st.lists(
+    st.builds(
+        lambda name, fields: {"event": name, **fields},
+        EVENT_NAMES,
+        st.dictionaries(FIELDS, JSON, max_size=4),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=EVENTS)
+def test_the_shortcut_agrees_with_rasa_on_random_events(events: list[dict[str, Any]]) -> None:
+    result = {"events": events}
+    try:
+        rasa_speedups._original_validate(RemoteAction("action_x", None), result)  # Rasa's
+        valid = True
+    except ValidationError:
+        valid = False
+    assert rasa_speedups._surely_valid(result) == valid  # the narrowing is exact
 
 
 class Processor:
