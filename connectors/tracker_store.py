@@ -134,21 +134,25 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         reads only the latest session, so such a tracker is not kept."""
         stored = getattr(tracker, STORED, None)
         known = stored is not None
-        new_events = list(tracker.events)[stored:] if known else []
-        rows = [self._row(tracker.sender_id, event) for event in new_events]  # before locking
+        new_events, rows = self._new_rows(tracker, stored) if known else ([], [])  # unlocked
         with self._one_writer, self._write_sessions() as session:
             if not known:
                 stored = self._event_query(
                     session, tracker.sender_id, fetch_events_from_all_sessions=False
                 ).count()
-                new_events = list(tracker.events)[stored:]
-                rows = [self._row(tracker.sender_id, event) for event in new_events]
+                new_events, rows = self._new_rows(tracker, stored)
             if rows:
                 session.execute(insert(self.SQLEvent.__table__), rows)
                 setattr(tracker, HEAD, self._last_row(session, tracker.sender_id))
             session.commit()
         setattr(tracker, STORED, len(tracker.events))
         return not known or any(isinstance(e, SessionStarted) for e in new_events)
+
+    def _new_rows(
+        self, tracker: DialogueStateTracker, stored: int
+    ) -> tuple[list[Event], list[dict[str, Any]]]:
+        new_events = list(tracker.events)[stored:]
+        return new_events, [self._row(tracker.sender_id, event) for event in new_events]
 
     @staticmethod
     def _row(sender_id: str, event: Event) -> dict[str, Any]:
