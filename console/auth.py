@@ -14,7 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bot.models import AuditEntry, ConsoleSession, Officer, utcnow
@@ -73,6 +73,23 @@ def _failures(session: Session, column, value: str, since: dt.datetime) -> int: 
     )
 
 
+def _lock_key(kind: str, value: str) -> int:
+    """A signed 64-bit key for PostgreSQL's advisory locks."""
+    data = hashlib.sha256(f"console-login:{kind}:{value}".encode()).digest()
+    return int.from_bytes(data[:8], "big", signed=True)
+
+
+def _serialize_attempts(session: Session, username: str, ip: str) -> None:
+    """Count-then-insert must be one step, or concurrent attempts all pass the count. On
+    PostgreSQL: transaction-scoped advisory locks on the name, then the address (always in this
+    order: no deadlock). SQLite needs nothing: the console's units of work begin with
+    BEGIN IMMEDIATE (bot/db.py), so they run one at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in (_lock_key("user", username), _lock_key("ip", ip)):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
 def login(
     session: Session,
     settings: ConsoleSettings,
@@ -81,9 +98,11 @@ def login(
     ip: str,
     now: dt.datetime | None = None,
 ) -> LoginResult:
-    """Check the password (always spending the KDF time) unless throttled; open a session."""
+    """Check the password (always spending the KDF time) unless throttled; open a session.
+    Attempts for the same name or address are serialized (`_serialize_attempts`)."""
     now = now or utcnow()
     username = username.strip()[:64]
+    _serialize_attempts(session, username, ip)
     since = now - dt.timedelta(minutes=settings.login_window_minutes)
     if (
         _failures(session, AuditEntry.target_id, username, since) >= settings.login_max_failures

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from aiohttp import web
 from sqlalchemy.orm import Session
 
@@ -28,9 +30,18 @@ routes = web.RouteTableDef()
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    """`target` if it is a path on this site, else "/". Browsers drop tabs and newlines from a
+    Location and read a backslash as a slash, so `/<tab>/evil` would be `//evil`: refused."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and all(ch.isprintable() and not ch.isspace() for ch in target)
+        and not urlsplit(target).scheme
+    ):
         return target
-    return "/conversations"
+    return "/"
 
 
 @routes.get("/healthz")
@@ -68,7 +79,7 @@ async def login_submit(request: web.Request) -> web.Response:
         settings,
         str(form.get("username", "")),
         str(form.get("password", "")),
-        client_ip(request, settings.trusted_proxies),
+        client_ip(request),
     )
     if result.token is None:
         token = auth.login_csrf(settings, nonce)

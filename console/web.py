@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import ipaddress
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from sqlalchemy.engine import Engine
 from bot.catalogue import Catalogue
 from bot.db import unit_of_work
 from bot.dossiers import STATUS_LABELS
+from bot.proxies import REAL_IP_HEADER, client_address
 from console import auth
 from console.channels import RasaApi, ReplySender
 from console.config import ConsoleSettings
@@ -78,16 +78,10 @@ async def db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(work)
 
 
-def client_ip(request: web.Request, trusted_proxies: Collection[str] = ()) -> str:
-    """The officer's address: the peer, or the X-Real-IP a trusted proxy set (a valid IP)."""
-    peer = request.remote or "?"
-    forwarded = request.headers.get("X-Real-IP", "").strip()
-    if peer in trusted_proxies and forwarded:
-        try:
-            return str(ipaddress.ip_address(forwarded))
-        except ValueError:
-            pass
-    return peer
+def client_ip(request: web.Request) -> str:
+    """The officer's address: the peer, or the X-Real-IP a trusted proxy set (bot/proxies.py)."""
+    trusted = deps(request).settings.trusted_proxies
+    return client_address(request.remote, request.headers.get(REAL_IP_HEADER), trusted)
 
 
 def templates() -> jinja2.Environment:

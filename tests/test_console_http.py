@@ -192,7 +192,7 @@ async def test_open_redirect_after_login_is_refused(console) -> None:  # type: i
     answer = await client.post(
         "/login", data={**form, "next": "//evil.example/x"}, allow_redirects=False
     )
-    assert answer.headers["Location"] == "/conversations"
+    assert answer.headers["Location"] == "/"
 
 
 async def test_list_is_masked_and_filters_low_confidence(console) -> None:  # type: ignore[no-untyped-def]
