@@ -43,7 +43,7 @@ seed: migrate
 run: seed $(MODEL_STAMP)
 	$(PY) scripts/serve.py
 
-shell: $(MODEL_STAMP)
+shell: seed $(MODEL_STAMP)
 	@$(PY) scripts/shell.py
 
 pytest: $(INSTALLED)

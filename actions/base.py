@@ -1,7 +1,10 @@
 """What every action that touches citizen data shares: the sender, the identity, failures.
 
-Identity comes from the stored channel binding of (input channel, sender id), never from a
-slot or an entity. Any error ends with a friendly message and an id operators can grep for.
+Identity comes from the stored channel binding of (channel, sender id), never from a slot, an
+entity or metadata a sender can set: the channel is the conversation id's prefix, which only
+the connector that authenticated the sender can produce, and verified facts (a phone number)
+come only from that connector's sealed envelope (`bot.speaker`). Any error ends with a
+friendly message and an id operators can grep for.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from bot.catalogue import Catalogue, get_catalogue
 from bot.db import unit_of_work
 from bot.identity import bound_citizen, link_by_verified_phone
 from bot.models import Citizen
+from bot.speaker import VERIFIED_PHONE, channel_of, verified_facts
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +38,15 @@ NEED_LINK_TEXT = (
 )
 
 
-PREFIXED_CHANNELS = ("zalo", "telegram", "sms")
-
-
 def sender_of(tracker: Tracker) -> tuple[str, str]:
-    """(channel, sender id): the key of the channel binding.
+    """(channel, sender id): the key of the channel binding (`bot.speaker.channel_of`)."""
+    return channel_of(tracker.sender_id), tracker.sender_id
 
-    The channel is the one the last message arrived on. A conversation that only the system
-    has spoken in so far (a reminder through `trigger_intent`, which needs the API token) has
-    none yet; there the id's prefix (`zalo:…`) names it. Typed messages always carry their
-    channel, so a REST client choosing the id `zalo:…` is still `rest`, and unbound.
-    """
-    channel = tracker.get_latest_input_channel()
-    if not channel:
-        prefix = tracker.sender_id.split(":", 1)[0]
-        channel = prefix if prefix in PREFIXED_CHANNELS else "rest"
-    return channel, tracker.sender_id
+
+def verified_phone(tracker: Tracker) -> str | None:
+    """The phone number the sender's own connector proved for this message, if any."""
+    metadata = tracker.latest_message.get("metadata")
+    return verified_facts(metadata, tracker.sender_id).get(VERIFIED_PHONE)
 
 
 def entity(tracker: Tracker, name: str) -> str | None:
@@ -79,10 +76,11 @@ class CitizenAction(Action, abc.ABC):
         try:
             with unit_of_work() as session:
                 citizen = bound_citizen(session, channel, sender_id)
-                if citizen is None and channel == "sms" and sender_id.startswith("sms:"):
+                phone = verified_phone(tracker) if channel == "sms" else None
+                if citizen is None and phone:
                     # The carrier authenticates the sending number: an SMS from the registry
                     # phone proves possession just as a one-time code to that phone does.
-                    citizen = link_by_verified_phone(session, channel, sender_id, sender_id[4:])
+                    citizen = link_by_verified_phone(session, channel, sender_id, phone)
                 if citizen is None and self.requires_identity:
                     dispatcher.utter_message(text=NEED_LINK_TEXT, buttons=link_buttons(channel))
                     return []

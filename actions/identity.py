@@ -9,7 +9,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.base import CitizenAction, entity, link_buttons, sender_of
+from actions.base import CitizenAction, entity, link_buttons, sender_of, verified_phone
 from bot.catalogue import Catalogue
 from bot.identity import LinkOutcome, OtpIdentityProvider, link_by_verified_phone, unbind
 from bot.models import Citizen
@@ -91,9 +91,9 @@ class ActionLinkAccount(CitizenAction):
                 "Gõ “hủy liên kết” nếu muốn ngắt liên kết trên kênh này."
             )
             return []
-        verified_phone = (tracker.latest_message.get("metadata") or {}).get("verified_phone")
-        if channel == "telegram" and verified_phone:
-            linked = link_by_verified_phone(session, channel, sender_id, str(verified_phone))
+        phone = verified_phone(tracker) if channel == "telegram" else None
+        if phone:
+            linked = link_by_verified_phone(session, channel, sender_id, phone)
             if linked is not None:
                 dispatcher.utter_message(
                     text=TEXTS[LinkOutcome.LINKED].format(name=linked.full_name)

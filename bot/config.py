@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +11,45 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def var_dir() -> Path:
-    """Runtime files (databases, logs, outboxes) live here; git ignores it."""
+    """Runtime files (databases, logs, outboxes, one-time codes, generated secrets) live here;
+    git ignores it. Only the owner may enter it: what it holds is personal data."""
     path = Path(os.environ.get("APP_VAR_DIR", PROJECT_ROOT / "var"))
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
     return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` (if missing) readable and writable by the owner only, before anything is
+    written to it, and tighten an existing one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
+def secret(env_var: str, file_name: str) -> bytes:
+    """A secret from `env_var`, or one generated once into var/`file_name` (owner-only).
+
+    Every process of one machine reads the same file, so `make run` needs no configuration;
+    a deployment sets the variable (deploy/env.example)."""
+    value = os.environ.get(env_var)
+    if value:
+        return value.encode()
+    path = var_dir() / file_name
+    if not path.exists() or not path.read_text().strip():
+        tmp = private_file(path.with_name(f".{file_name}.{os.getpid()}"))
+        tmp.write_text(secrets.token_urlsafe(32))
+        try:
+            os.link(tmp, path)  # first writer wins; a racing process reads the winner's
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip().encode()
 
 
 @dataclass(frozen=True)
@@ -30,3 +66,8 @@ def load_settings() -> Settings:
             os.environ.get("CATALOGUE_PATH", PROJECT_ROOT / "bot" / "catalogue.yml")
         ),
     )
+
+
+def rasa_auth_token() -> str:
+    """Token of the Rasa HTTP API, shared by the server and its callers (scheduler, console)."""
+    return secret("RASA_AUTH_TOKEN", "rasa_auth_token").decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 from collections.abc import Iterator
@@ -64,6 +65,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            owner_only_database(make_url(url).database)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
@@ -76,6 +78,16 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def owner_only_database(path: str | None) -> None:
+    """A SQLite file (and its WAL and shared-memory files) holds personal data: owner-only."""
+    if path in (None, "", ":memory:"):
+        return
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(OSError):  # absent yet, or another user's file
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 def replace_dropped_connections(engine: Engine) -> None:

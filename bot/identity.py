@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Protocol
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.config import var_dir
+from bot.config import secret
 from bot.models import ChannelBinding, Citizen, LinkChallenge, LinkGuard, utcnow
 from bot.pii import mask_phone
 from bot.sms import SmsGateway, to_sms_text
@@ -37,14 +36,7 @@ CODES_PER_ID_PER_HOUR = 3
 
 def secret_key() -> bytes:
     """Key for code and ID digests: APP_SECRET_KEY, or one generated once under var/."""
-    value = os.environ.get("APP_SECRET_KEY")
-    if value:
-        return value.encode()
-    path = var_dir() / "app_secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    return secret("APP_SECRET_KEY", "app_secret_key")
 
 
 def _digest(kind: str, value: str) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from bot.config import var_dir
+from bot.config import private_file, var_dir
 from bot.vn import strip_diacritics
 
 GSM_SEGMENT = 160
@@ -80,7 +80,7 @@ class OutboxSmsGateway:
             "text": text,
             "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+        with self._lock, private_file(self.path).open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
         return None
 

@@ -9,13 +9,17 @@ import functools
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+import math
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
+from bot.sending import SendError
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,39 @@ def secrets_equal(given: str | None, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(
         given.encode("utf-8", "surrogateescape"), expected.encode()
     )
+
+
+def positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration setting: a finite number of seconds above zero; unset or blank: `default`."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a number of seconds above 0, not {raw[:20]!r}")
+    return value
+
+
+async def admitted(
+    limit: SenderRateLimit, sender: str, tell: Callable[[str], Awaitable[Any]]
+) -> bool:
+    """Whether this sender's message may go on (`bot.ratelimit`). A refused sender is told once
+    per burst through `tell`; a failure to tell is logged, never retried (it is a flood)."""
+    verdict = limit.check(sender)
+    if verdict is Verdict.ALLOW:
+        return True
+    if verdict is Verdict.DROP:
+        logger.debug("%s dropped: over the inbound rate limit", mask_sender(sender))
+        return False
+    logger.info("%s over the inbound rate limit: told to wait", mask_sender(sender))
+    try:
+        await tell(RATE_LIMITED)
+    except SendError as exc:
+        logger.warning("rate-limit notice to %s not sent: %s", mask_sender(sender), exc.reason)
+    return False
 
 
 def reject(channel: str, status: int, reason: str) -> HTTPResponse:

@@ -9,6 +9,14 @@ The answer stays HTTP 200 with the message list: that is the channel's contract,
 ends show the list, and a non-2xx answer is something they may retry on their own (repeating a
 message whose turn partly ran) or show as a bare error. Operators see the failure in the log.
 
+Who is speaking (docs/security.md): this channel authenticates nobody, so it asserts nothing.
+Every sender it is given lives under `rest:` (a body saying `"sender": "telegram:123"` speaks
+as `rest:telegram:123`, never in chat 123's conversation or binding), the input channel is
+always `rest` whatever the body says, and of the client's metadata only REST_METADATA_KEYS
+(short strings that name nothing about the sender) reach the tracker. One sender gets at most
+INBOUND_RATE_PER_MINUTE messages (`bot.ratelimit`); past it the answer is 429 with the polite
+text and Retry-After.
+
 Importing this module installs the Rasa-process guards (`connectors.guard`) and the cached
 action-response validator (`connectors.rasa_speedups`); credentials.yml
 names `connectors.rest.RestInput` instead of `rest`, so `rasa run` imports it before the agent
@@ -24,10 +32,12 @@ from typing import Any
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import QueueOutputChannel
 from rasa.core.channels.rest import RestInput as RasaRestInput
-from sanic import Blueprint
+from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
+from bot.speaker import REST, rest_sender
 from bot.text import clean_text
 from connectors import common, guard, rasa_speedups
 from connectors.common import TRY_AGAIN, describe, mask_sender
@@ -36,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 guard.install()
 rasa_speedups.install()
+
+# Client metadata that may reach the tracker: labels of the integration, never identity.
+REST_METADATA_KEYS = frozenset({"client", "locale"})
+MAX_METADATA_VALUE = 64
 
 
 def answering_try_again(
@@ -63,9 +77,27 @@ def answering_try_again(
 
 
 class RestInput(RasaRestInput):
+    def __init__(self, rate_limit: SenderRateLimit | None = None) -> None:
+        self.rate_limit = rate_limit or SenderRateLimit.from_env()
+
     @classmethod
     def name(cls) -> str:
-        return "rest"
+        return REST
+
+    async def _extract_sender(self, req: Request) -> str:
+        return rest_sender(req.json.get("sender"))
+
+    def _extract_input_channel(self, req: Request) -> str:
+        return REST
+
+    def get_metadata(self, request: Request) -> dict[str, Any] | None:
+        given = request.json.get("metadata") or {}
+        kept = {
+            k: v
+            for k, v in given.items()
+            if k in REST_METADATA_KEYS and isinstance(v, str) and len(v) <= MAX_METADATA_VALUE
+        }
+        return kept or None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         bp = super().blueprint(answering_try_again(on_new_message))
@@ -91,6 +123,15 @@ class RestInput(RasaRestInput):
                 return common.reject("rest", 400, "metadata is not an object")
             cleaned = {k: clean_text(body[k]) for k in ("sender", "message") if body.get(k)}
             request.parsed_json = {**body, **cleaned}
-            return None
+            sender = rest_sender(request.parsed_json.get("sender"))
+            verdict = self.rate_limit.check(sender)
+            if verdict is Verdict.ALLOW:
+                return None
+            logger.info("rest %s over the inbound rate limit (%s)", mask_sender(sender), verdict)
+            return response.json(
+                [{"recipient_id": sender, "text": RATE_LIMITED}],
+                status=429,
+                headers={"Retry-After": str(self.rate_limit.retry_after)},
+            )
 
         return bp

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +22,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from bot.channel_state import native_id
-from bot.config import var_dir
+from bot.config import rasa_auth_token
 from bot.delivery import ChannelSender, Notice, Route, ServiceUnavailable
 from bot.mailer import Mailer, default_mailer
 from bot.sending import SendError, http_kind
@@ -34,14 +33,6 @@ from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
 
 logger = logging.getLogger(__name__)
 DirectSend = Callable[[str, str, str], Awaitable[str | None]]  # (native id, text, key)
-
-
-def rasa_token(env: Mapping[str, str] = os.environ) -> str | None:
-    """RASA_AUTH_TOKEN, else the token `make run` generated into var/rasa_auth_token."""
-    if env.get("RASA_AUTH_TOKEN"):
-        return env["RASA_AUTH_TOKEN"]
-    path = Path(env.get("APP_VAR_DIR", var_dir())) / "rasa_auth_token"
-    return path.read_text().strip() if path.exists() else None
 
 
 class RasaTrigger:
@@ -162,7 +153,8 @@ def build_senders(
     mailer: Mailer | None = None,
 ) -> tuple[dict[str, ChannelSender], frozenset[str], Callable[[], Awaitable[None]]]:
     """Senders for every configured channel, the ZNS template kinds, and a close function."""
-    rasa = RasaTrigger(env.get("RASA_URL", "http://127.0.0.1:5005"), rasa_token(env))
+    token = env.get("RASA_AUTH_TOKEN") or rasa_auth_token()
+    rasa = RasaTrigger(env.get("RASA_URL", "http://127.0.0.1:5005"), token)
     closers: list[Callable[[], Awaitable[None]]] = [rasa.close]
     gateway = sms_gateway or default_gateway()
     segments = int(env.get("SMS_MAX_SEGMENTS", "1"))

@@ -5,12 +5,15 @@ match TELEGRAM_WEBHOOK_SECRET (403 otherwise); the update is acknowledged at onc
 in the background. Buttons become inline keyboards whose callback_data is a short id (Telegram
 allows 64 bytes, a Vietnamese payload easily takes more); a `/share_contact` button becomes a
 "share my phone" reply-keyboard button, and a shared contact that is the sender's own is passed
-to Rasa as `/link_account` with metadata `verified_phone`.
+to Rasa as `/link_account` with the phone sealed as a verified fact (`bot.speaker.seal`): the
+only way a phone number reaches the actions as proven. One chat gets at most
+INBOUND_RATE_PER_MINUTE messages (`bot.ratelimit`), told once when it goes over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -43,7 +46,9 @@ from bot.channel_state import (
     touch_activity,
 )
 from bot.db import get_engine
+from bot.ratelimit import SenderRateLimit
 from bot.sending import SendError, with_retries
+from bot.speaker import ENVELOPE, VERIFIED_PHONE, seal
 from bot.text import clean_text
 from bot.vn import InvalidValue, normalize_phone
 from connectors import common
@@ -212,7 +217,7 @@ class Inbound:
 
     chat_id: int | None = None
     text: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)  # proven by Telegram, sealed in handle
     answer: str | None = None
     callback_query_id: str | None = None
     button_id: str | None = None
@@ -269,7 +274,7 @@ def interpret(update: Update) -> Inbound:
             phone = normalize_phone(message.contact.phone_number)
         except InvalidValue:
             return Inbound(chat_id, answer=BAD_PHONE, reason="shared phone not Vietnamese")
-        return Inbound(chat_id, "/link_account", {"verified_phone": phone}, reason="own contact")
+        return Inbound(chat_id, "/link_account", {VERIFIED_PHONE: phone}, reason="own contact")
     text = _text(message.text)
     if text:
         text = text.strip()
@@ -288,10 +293,16 @@ class TelegramInput(InputChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> TelegramInput:
         return cls(TelegramConfig.from_env())
 
-    def __init__(self, config: TelegramConfig | None, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        config: TelegramConfig | None,
+        engine: Engine | None = None,
+        rate_limit: SenderRateLimit | None = None,
+    ) -> None:
         self.config = config
         self._engine = engine
         self._api: TelegramApi | None = None
+        self.rate_limit = rate_limit or SenderRateLimit.from_env()
 
     @property
     def engine(self) -> Engine:
@@ -324,8 +335,11 @@ class TelegramInput(InputChannel):
             logger.debug("telegram update ignored: %s", inbound.reason)
             return
         sender = sender_id(NAME, inbound.chat_id)
-        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         output = TelegramOutput(self.api, self.engine)
+        tell = functools.partial(output.send_text_message, sender)
+        if not await common.admitted(self.rate_limit, sender, tell):
+            return
+        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         if inbound.callback_query_id is not None:
             qid = inbound.callback_query_id
             try:  # stops the spinner on the button; the choice still counts if this fails
@@ -352,7 +366,7 @@ class TelegramInput(InputChannel):
                 output,
                 sender,
                 input_channel=NAME,
-                metadata=inbound.metadata or None,
+                metadata={ENVELOPE: seal(NAME, sender, inbound.facts)} if inbound.facts else None,
             )
         )
 

@@ -5,12 +5,14 @@ the event must be under ZALO_MAX_EVENT_AGE seconds old (replays are refused); Za
 answer within 2 seconds, so the event is acknowledged at once and handled in the background.
 Retried events are dropped by `msg_id`. Replies go out as customer-service messages (with the
 user's msg_id, so they count as replies); buttons become `oa.query.hide` buttons whose payload
-is a short id that comes back as the user's text.
+is a short id that comes back as the user's text. One user gets at most INBOUND_RATE_PER_MINUTE
+messages (`bot.ratelimit`), told once when they go over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -31,6 +33,7 @@ from bot.channel_state import (
     touch_activity,
 )
 from bot.db import get_engine
+from bot.ratelimit import SenderRateLimit
 from bot.sending import with_retries
 from bot.text import clean_text
 from connectors import common
@@ -116,9 +119,15 @@ class ZaloInput(InputChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> ZaloInput:
         return cls(ZaloConfig.from_env())
 
-    def __init__(self, config: ZaloConfig | None, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        config: ZaloConfig | None,
+        engine: Engine | None = None,
+        rate_limit: SenderRateLimit | None = None,
+    ) -> None:
         self.config, self._engine = config, engine
         self._api: ZaloApi | None = None
+        self.rate_limit = rate_limit or SenderRateLimit.from_env()
 
     @property
     def engine(self) -> Engine:
@@ -145,8 +154,11 @@ class ZaloInput(InputChannel):
         message = event["message"]
         msg_id = str(message["msg_id"])
         sender = sender_id(NAME, user)
-        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
+        tell = functools.partial(output.send_text_message, sender)
+        if not await common.admitted(self.rate_limit, sender, tell):
+            return
+        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         text = message.get("text") if event.get("event_name") == "user_send_text" else None
         if not isinstance(text, str) or not text.strip():
             logger.info(

@@ -97,6 +97,7 @@ class ZaloConfig:
             zns_mode=env.get("ZALO_ZNS_MODE") or None,
             zns_templates=load_zns_templates(env.get("ZALO_ZNS_TEMPLATES")),
             refresh_token=env.get("ZALO_REFRESH_TOKEN") or None,
+            max_event_age=common.positive_seconds(env, "ZALO_MAX_EVENT_AGE", cls.max_event_age),
             timeout=float(env.get("ZALO_TIMEOUT", cls.timeout)),
         )
 

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from bot.config import var_dir
-
-
-def _secret_file(name: str) -> str:
-    """A random secret generated once into var/ (readable only by the owner)."""
-    path = var_dir() / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+from bot.config import rasa_auth_token, secret, var_dir
+from bot.proxies import parse_trusted
 
 
 def tracker_db_url(env: Mapping[str, str] = os.environ) -> str:
     """Rasa's SQL tracker store, as configured in endpoints.yml (same default as erasure)."""
     return env.get("TRACKER_DB_URL", f"sqlite:///{var_dir() / 'tracker.db'}")
-
-
-def rasa_token(env: Mapping[str, str] = os.environ) -> str | None:
-    if env.get("RASA_AUTH_TOKEN"):
-        return env["RASA_AUTH_TOKEN"]
-    path = Path(env.get("APP_VAR_DIR", var_dir())) / "rasa_auth_token"
-    return path.read_text().strip() if path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -50,9 +33,10 @@ class ConsoleSettings:
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str | None = None
     page_size: int = 50
-    # Addresses whose X-Real-IP header names the client (the nginx of deploy/): behind a proxy
-    # every officer would otherwise share its address, and one throttled IP lock out everyone.
-    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    # Addresses whose X-Real-IP header names the client (bot/proxies.py). None by default, so a
+    # local client cannot choose its address; deploy/env.example names the local nginx (behind
+    # it every officer would otherwise share its address, and one throttled IP lock out all).
+    trusted_proxies: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ConsoleSettings:
@@ -62,7 +46,8 @@ class ConsoleSettings:
             return float(env.get(name, default))
 
         return cls(
-            secret_key=env.get("CONSOLE_SECRET_KEY") or _secret_file("console_secret_key"),
+            secret_key=env.get("CONSOLE_SECRET_KEY")
+            or secret("CONSOLE_SECRET_KEY", "console_secret_key").decode(),
             host=env.get("CONSOLE_HOST", cls.host),
             port=int(env.get("CONSOLE_PORT", cls.port)),
             session_idle_minutes=int(num("CONSOLE_SESSION_IDLE_MINUTES", cls.session_idle_minutes)),
@@ -74,9 +59,6 @@ class ConsoleSettings:
             ),
             retention_linked_days=int(num("RETENTION_LINKED_DAYS", cls.retention_linked_days)),
             rasa_url=env.get("RASA_URL", cls.rasa_url).rstrip("/"),
-            rasa_token=rasa_token(env),
-            trusted_proxies=frozenset(
-                p.strip() for p in env.get("CONSOLE_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
-            )
-            - {""},
+            rasa_token=env.get("RASA_AUTH_TOKEN") or rasa_auth_token(),
+            trusted_proxies=parse_trusted(env.get("CONSOLE_TRUSTED_PROXIES")),
         )

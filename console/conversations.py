@@ -22,12 +22,13 @@ from bot.models import (
     Handoff,
     MessageFlag,
 )
+from bot.speaker import REST, VERIFIED_CHANNELS
 from console.indexer import query_words
 from console.masking import Masker, conversation_masker
 from console.timefmt import day_start_utc, parse_day
 from console.tracker import HIDDEN_ACTIONS, Entry, load_transcript
 
-CHANNELS = ("zalo", "telegram", "sms", "rest")
+CHANNELS = (*VERIFIED_CHANNELS, REST)
 RATINGS = ("1", "2", "3", "4", "5", "low", "high")
 MATERIALIZE_UP_TO = 5000
 

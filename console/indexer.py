@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from bot.db import unit_of_work
 from bot.models import ConsoleSyncState, ConversationSummary, ConversationTag
 from bot.pii import mask_text
+from bot.speaker import channel_of
 from bot.vn import fold
 from console.tracker import Entry, events, has_events_table, rows_to_entries
 
 STATE_NAME = "tracker"
-CHANNELS = ("zalo", "telegram", "sms")
 _WORD = re.compile(r"[a-z0-9]+")
 _LONG_NUMBER = re.compile(r"^\d{9,}$")
 MAX_TAGS = 400
@@ -37,14 +37,6 @@ def words(text: str) -> set[str]:
 
 def query_words(text: str) -> list[str]:
     return sorted(words(text))[:8]
-
-
-def channel_of(sender_id: str, entries: Sequence[Entry]) -> str:
-    for entry in reversed(entries):
-        if entry.kind == "user" and entry.channel:
-            return entry.channel[:20]
-    prefix = sender_id.split(":", 1)[0]
-    return prefix if prefix in CHANNELS else "rest"
 
 
 @dataclass
@@ -80,7 +72,7 @@ def summarize(sender_id: str, entries: Sequence[Entry], threshold: float) -> Dig
     )
     first_text = next((e.text for e in citizen if e.text), None)
     values: dict[str, object] = {
-        "channel": channel_of(sender_id, entries),
+        "channel": channel_of(sender_id),
         "first_at": min(e.at for e in entries),
         "last_at": max(e.at for e in entries),
         "user_messages": len(citizen),

@@ -4,13 +4,13 @@ Used by `make run`: the Rasa server, the action server, the officer console and 
 scheduler. Each child
 gets the project's environment; ports come from RASA_PORT, ACTION_PORT and CONSOLE_PORT. The
 Rasa HTTP API requires a token: RASA_AUTH_TOKEN, or one generated once into
-var/rasa_auth_token (readable only by the owner).
+var/rasa_auth_token (readable only by the owner), passed to the children in their environment,
+never on a command line. Every file the processes create is readable by the owner only.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,27 +20,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.config import var_dir  # noqa: E402
+from bot.config import rasa_auth_token, var_dir  # noqa: E402
+
+RASA_PROCESS = str(ROOT / "scripts" / "rasa_process.py")
 
 
-def auth_token() -> str:
-    token = os.environ.get("RASA_AUTH_TOKEN")
-    if token:
-        return token
-    path = var_dir() / "rasa_auth_token"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def tighten_var_files() -> None:
+    """Files an older version left readable by others become owner-only (var/ itself is 0700)."""
+    for path in var_dir().iterdir():
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def commands() -> dict[str, list[str]]:
-    bin_dir = Path(sys.executable).parent
     host = os.environ.get("RASA_HOST", "127.0.0.1")
     return {
         "action server": [
-            str(bin_dir / "rasa"),
-            "run",
+            sys.executable,
+            RASA_PROCESS,
             "actions",
             "--actions",
             "actions",
@@ -48,11 +45,10 @@ def commands() -> dict[str, list[str]]:
             os.environ.get("ACTION_PORT", "5055"),
         ],
         "rasa server": [
-            str(bin_dir / "rasa"),
-            "run",
+            sys.executable,
+            RASA_PROCESS,
+            "server",
             "--enable-api",
-            "--auth-token",
-            auth_token(),
             "--interface",
             host,
             "--port",
@@ -72,9 +68,12 @@ def commands() -> dict[str, list[str]]:
 
 
 def main() -> int:
+    os.umask(0o077)
+    tighten_var_files()
     env = {
         "RASA_URL": f"http://127.0.0.1:{os.environ.get('RASA_PORT', '5005')}",
         **os.environ,
+        "RASA_AUTH_TOKEN": rasa_auth_token(),
         "SANIC_HOST": os.environ.get("ACTION_HOST", "127.0.0.1"),
         # Rasa keeps connections to the action server idle for up to 15 s (aiohttp); Sanic's
         # default 5 s would close them under Rasa's feet ("Cannot write to closing transport").

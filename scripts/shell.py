@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+LAUNCHER = str(ROOT / "scripts" / "rasa_process.py")
 
 
 def listening(port: int) -> bool:
@@ -28,7 +28,7 @@ def main() -> int:
     actions = None
     if not listening(port):
         env = {**os.environ, "SANIC_HOST": "127.0.0.1"}
-        cmd = [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)]
+        cmd = [sys.executable, LAUNCHER, "actions", "--actions", "actions", "--port", str(port)]
         actions = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
@@ -40,7 +40,8 @@ def main() -> int:
     try:
         return subprocess.call(
             [
-                str(BIN / "rasa"),
+                sys.executable,
+                LAUNCHER,
                 "shell",
                 "--model",
                 "models",

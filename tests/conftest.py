@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +20,35 @@ from sqlalchemy.engine import Engine, make_url
 
 from bot.catalogue import Catalogue, load_catalogue
 from bot.config import PROJECT_ROOT
-from bot.db import make_engine
+from bot.db import get_engine, make_engine
 from bot.migrate import upgrade
 from bot.models import Base
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
+# Runtime files a test writes without choosing a folder (a generated secret, an outbox) go to a
+# throw-away var/, never the developer's: tests must not read or leave secrets there.
+os.environ.setdefault("APP_VAR_DIR", tempfile.mkdtemp(prefix="dvc-test-var-"))
+
 
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
     return load_catalogue(PROJECT_ROOT / "bot" / "catalogue.yml")
+
+
+@pytest.fixture
+def actions_db(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """The actions' default database (a copy of the migrated template), var/ and secret key
+    point at this test's folder, as they do in the action server."""
+    db = tmp_path / "app.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("APP_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("APP_SECRET_KEY", "test")
+    yield tmp_path
+    get_engine().dispose()
 
 
 @pytest.fixture(scope="session")

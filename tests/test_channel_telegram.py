@@ -12,6 +12,7 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
+from bot.speaker import ENVELOPE, verified_facts
 from connectors.telegram import SECRET_HEADER, TelegramConfig, TelegramInput, split_text
 from tests.fakes import FakeTelegram, serve_channels, wait_for
 
@@ -157,7 +158,10 @@ async def test_share_contact_button_and_own_contact_only(
         await wait_for(lambda: len(bot.messages) == 2)
         linked = bot.messages[1]
         assert linked.text == "/link_account"
-        assert linked.metadata == {"verified_phone": "0905123456"}
+        # The phone arrives sealed for this chat (bot.speaker), not as a plain metadata value.
+        assert set(linked.metadata) == {ENVELOPE}
+        assert verified_facts(linked.metadata, linked.sender_id) == {"verified_phone": "0905123456"}
+        assert verified_facts(linked.metadata, "telegram:1") == {}
 
         other = {"phone_number": "0912345678", "first_name": "Bình", "user_id": 999}
         await post(client, url, update(3, message=message(contact=other)))

@@ -312,3 +312,39 @@ async def test_database_down_answers_503_so_zalo_retries(fake: FakeZalo) -> None
         answer = await post(client, url, *signed(event(text="xin chào")))
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
     assert bot.messages == [] and fake.sent == []
+
+
+def zalo_env(fake: FakeZalo, **extra: str) -> dict[str, str]:
+    urls = {name: fake.url for name in ("ZALO_API_URL", "ZALO_OAUTH_URL", "ZALO_ZNS_URL")}
+    keys = {"ZALO_APP_ID": APP_ID, "ZALO_APP_SECRET": "app-secret", "ZALO_OA_SECRET": OA_SECRET}
+    return {**keys, **urls, "ZALO_TIMEOUT": "0.5", **extra}
+
+
+async def test_max_event_age_comes_from_the_environment(fake: FakeZalo, engine: Engine) -> None:
+    """ZALO_MAX_EVENT_AGE=30 refuses an event signed 60 s ago; the default (300 s) takes it."""
+    strict = ZaloConfig.from_env(zalo_env(fake, ZALO_MAX_EVENT_AGE="30"))
+    default = ZaloConfig.from_env(zalo_env(fake))
+    assert strict is not None and default is not None
+    assert (strict.max_event_age, default.max_event_age) == (30, 300)
+    ZaloTokenStore(engine, default).save("access-0", "refresh-0", 90000)
+    late = event(msg_id="late-1", text="xin chào")
+    late["timestamp"] = str(int((time.time() - 60) * 1000))
+    statuses = []
+    for cfg in (strict, default):
+        bot, channel = Bot(), ZaloInput(cfg, engine)
+        async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+            statuses.append((await post(client, url, *signed(late))).status_code)
+            await wait_for(lambda bot=bot: len(bot.messages) == (statuses[-1] == 200))
+        await channel.close()
+    assert statuses == [401, 200]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon", ""])
+def test_max_event_age_must_be_a_positive_number(value: str) -> None:
+    env = zalo_env(FakeZalo(), ZALO_MAX_EVENT_AGE=value)
+    if value == "":  # set but empty: the default, as for the other optional settings
+        config = ZaloConfig.from_env(env)
+        assert config is not None and config.max_event_age == 300
+        return
+    with pytest.raises(ValueError, match="ZALO_MAX_EVENT_AGE"):
+        ZaloConfig.from_env(env)

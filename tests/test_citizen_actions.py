@@ -18,20 +18,14 @@ from sqlalchemy import func, select
 from actions.account import ActionCheckStatus, ActionListDue, ActionPostponeReminder
 from actions.conversation import ActionInform, ActionYesNo
 from actions.dossiers import ActionFinishDossier, ActionRequestService, ValidateDossierForm
-from bot.db import get_engine, unit_of_work
+from bot.db import unit_of_work
 from bot.identity import bind
 from bot.models import Citizen, Dossier, ReminderPreference
 from tests import factories
 
 
 @pytest.fixture
-def app(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The actions' default database and var/ point at this test's files."""
-    db = tmp_path / "app.db"
-    db.write_bytes(sqlite_template.read_bytes())
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
-    monkeypatch.setenv("APP_VAR_DIR", str(tmp_path))
-    monkeypatch.setenv("APP_SECRET_KEY", "test")
+def app(actions_db: Path) -> Path:
     with unit_of_work() as s:
         owner = factories.citizen(s)
         factories.record(
@@ -43,8 +37,7 @@ def app(tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch) 
             attributes={"dia_chi_tam_tru": "45 Phan Bội Châu"},
         )
         factories.citizen(s, cccd="066190005678", phone="0912345678", full_name="Lê Thị Cúc")
-    yield tmp_path
-    get_engine().dispose()
+    return actions_db
 
 
 def link(sender: str = "u1", cccd: str = "066190001234") -> None:

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.config import var_dir
+from bot.config import PROJECT_ROOT
 from bot.db import make_engine, unit_of_work
 from bot.models import AuditEntry, ChannelBinding, Dossier, Handoff, utcnow
 from console.channels import ChannelReplySender, HttpRasaApi
@@ -32,7 +32,7 @@ from tests.console_support import PASSWORD, Conversation, add_officers, make_dep
 from tests.fakes import FakeApi, FakeTelegram
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = var_dir() / "test-artifacts" / "console"
+ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "console"  # screenshots to look at
 
 
 @pytest.fixture(scope="module")

@@ -280,7 +280,7 @@ async def test_rest_channel_answers_try_again_when_a_message_cannot_be_handled(
                 json={"sender": "c-1", "message": "xin chào"},
             )
     assert answer.status_code == 200
-    assert answer.json() == [{"recipient_id": "c-1", "text": TRY_AGAIN}]
+    assert answer.json() == [{"recipient_id": "rest:c-1", "text": TRY_AGAIN}]
     # A stream has already sent what the turn said before failing; TRY_AGAIN follows it.
     assert [json.loads(line)["text"] for line in streamed.text.splitlines()] == [
         "half a turn",

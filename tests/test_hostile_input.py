@@ -49,6 +49,7 @@ from sqlalchemy.engine import Engine
 
 from bot.dates import find_dates
 from bot.lexicon import Lexicon
+from bot.ratelimit import SenderRateLimit
 from bot.sending import SendError
 from bot.sms import OutboxSmsGateway, to_sms_text
 from bot.text import clean_text, normalize_text
@@ -63,7 +64,7 @@ from bot.vn import (
     validate_tax_code,
 )
 from connectors.common import MAX_BODY, drain
-from connectors.rest import RestInput
+from connectors.rest import REST_METADATA_KEYS, RestInput
 from connectors.sms import SECRET_HEADER as SMS_HEADER
 from connectors.sms import SmsInput
 from connectors.sms_providers import EsmsGateway
@@ -414,10 +415,16 @@ async def served(
         timeout=2,
     )
     ZaloTokenStore(engine, zalo_config).save("access-0", "refresh-0", 90000)
+    # Hundreds of examples come from a few senders: the per-sender limit (tested on its own in
+    # tests/test_trust_boundaries.py and tests/test_channel_sms.py) would drop them.
+    unlimited = SenderRateLimit(per_minute=0)
+    tg_config = TelegramConfig("123:TEST", TG_SECRET, api_url=telegram_api.url)
     channels = [
-        ZaloInput(zalo_config, engine),
-        TelegramInput(TelegramConfig("123:TEST", TG_SECRET, api_url=telegram_api.url), engine),
-        SmsInput(SMS_SECRET, OutboxSmsGateway(tmp_path / "outbox.jsonl"), engine),
+        ZaloInput(zalo_config, engine, rate_limit=unlimited),
+        TelegramInput(tg_config, engine, rate_limit=unlimited),
+        SmsInput(
+            SMS_SECRET, OutboxSmsGateway(tmp_path / "outbox.jsonl"), engine, rate_limit=unlimited
+        ),
     ]
     bot = EchoBot()
     caplog.set_level(logging.WARNING)
@@ -648,12 +655,17 @@ async def test_every_field_of_every_kind_of_request_with_each_wrong_type(served:
 async def rest(caplog: pytest.LogCaptureFixture) -> AsyncIterator[Served]:
     bot = EchoBot()
     caplog.set_level(logging.WARNING)
-    async with serve_channels([RestInput()], bot) as url, httpx.AsyncClient(timeout=30) as client:
+    async with (
+        serve_channels([RestInput(SenderRateLimit(per_minute=0))], bot) as url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
         yield Served(url, client, bot, caplog)
         answer = await client.post(
             f"{url}/webhooks/rest/webhook", json={"sender": "an", "message": "còn đó không"}
         )
-        assert answer.json() == [{"recipient_id": "an", "text": "Ông/Bà vừa gửi: còn đó không"}]
+        assert answer.json() == [
+            {"recipient_id": "rest:an", "text": "Ông/Bà vừa gửi: còn đó không"}
+        ]
 
 
 rest_bodies = st.builds(
@@ -694,8 +706,12 @@ async def test_rest_channel_takes_any_body(rest: Served, body: bytes) -> None:
     received = rest.bot.messages[before:]
     assert len(received) == 1, "a 200 answer for a message the bot never saw"
     text, sender = received[0].text, received[0].sender_id
-    assert text is None or (isinstance(text, str) and text.encode("utf-8"))
+    assert text is None or isinstance(text, str)
+    (text or "").encode("utf-8")  # encodable: no lone surrogate reaches the NLU
     assert isinstance(sender, str) and sender.encode("utf-8")
+    # Whatever the body says, it speaks as REST and asserts nothing (docs/security.md).
+    assert sender.startswith("rest:") and received[0].input_channel == "rest"
+    assert set(received[0].metadata or {}) <= REST_METADATA_KEYS
 
 
 # --- the eSMS gateway's answers --------------------------------------------------------------

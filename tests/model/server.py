@@ -26,7 +26,8 @@ from bot.config import PROJECT_ROOT
 
 TOKEN = "test-token"
 TRACKER_STORE = "connectors.tracker_store.ThreadedSQLTrackerStore"  # as endpoints.yml
-RASA = str(Path(sys.executable).parent / "rasa")
+# scripts/rasa_process.py, as `make run` starts them: token from the environment, bounded bodies.
+LAUNCHER = [sys.executable, str(PROJECT_ROOT / "scripts" / "rasa_process.py")]
 
 
 def free_port() -> int:
@@ -73,7 +74,12 @@ def write_endpoints(
 ) -> Path:
     """An endpoints.yml: action server (or none), tracker store, the project's Redis lock store
     (or Rasa's in-memory one)."""
-    text = f'action_endpoint:\n  url: "{action_url}"\n' if action_url else ""
+    text = (
+        f'action_endpoint:\n  url: "{action_url}"\n'
+        "  headers:\n    X-Action-Token: ${ACTION_SERVER_TOKEN}\n"
+        if action_url
+        else ""
+    )
     text += tracker_store_yaml(tracker_url)
     if redis_url:
         text += (
@@ -138,7 +144,7 @@ class ActionServer(_Process):
     name = "actions"
 
     def command(self) -> list[str]:
-        return [RASA, "run", "actions", "--actions", "actions", "--port", str(self.port)]
+        return [*LAUNCHER, "actions", "--actions", "actions", "--port", str(self.port)]
 
     def health_url(self) -> str:
         return self.url + "/health"
@@ -164,11 +170,9 @@ class RasaServer(_Process):
 
     def command(self) -> list[str]:
         return [
-            RASA,
-            "run",
+            *LAUNCHER,
+            "server",
             "--enable-api",
-            "--auth-token",
-            TOKEN,
             "--interface",
             "127.0.0.1",
             "--port",
@@ -194,6 +198,11 @@ def base_env(workdir: Path, database_url: str, tracker_url: str | None) -> dict[
         "SANIC_KEEP_ALIVE_TIMEOUT": "75",  # longer than Rasa's idle connections (scripts/serve.py)
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),  # as scripts/serve.py
         "RASA_TELEMETRY_ENABLED": "false",
+        "RASA_AUTH_TOKEN": TOKEN,
+        # Scripted conversations type far faster than people; the per-sender limit has its own
+        # tests (tests/test_trust_boundaries.py) and stays on, just out of their way.
+        "INBOUND_RATE_PER_MINUTE": "1200",
+        "INBOUND_BURST": "200",
     }
     if tracker_url:
         env["TRACKER_DB_URL"] = tracker_url

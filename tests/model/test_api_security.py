@@ -1,6 +1,8 @@
 """The assistant as `make run` starts it (`scripts/serve.py`), on its defaults: every process
-listens on loopback only, the Rasa HTTP API refuses a call without the right token, and SIGTERM
-to the launcher stops every process it started.
+listens on loopback only, the Rasa HTTP API refuses a call without the right token, no token is
+on a command line, var/ is owner-only, bodies are bounded before they are read, a REST message
+cannot speak for another channel's sender (issue 15, finding 1), and SIGTERM to the launcher
+stops every process it started.
 
 Only ports, the database, the var/ folder and the endpoints file (so the tracker store is a
 temporary file, not the developer's var/tracker.db) are set; no host, no token: the launcher
@@ -21,12 +23,19 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
 
 from bot.config import PROJECT_ROOT
+from bot.identity import bind
+from bot.models import ChannelBinding, Citizen
+from connectors import action_auth
+from tests import factories
 from tests.model.server import base_env, copy_db, free_port, write_endpoints
 
 pytestmark = [pytest.mark.model, pytest.mark.filterwarnings("ignore")]
@@ -284,6 +293,134 @@ def test_api_calls_without_the_right_token_are_refused_and_change_nothing(
     assert answer.status_code == 200, answer.text
     assert any(GREETING in m.get("text", "") for m in answer.json()["messages"])
     assert tracker_rows(assistant, sender) > 0
+
+
+def test_no_process_has_the_token_on_its_command_line(assistant: Assistant) -> None:
+    """`ps` shows every user each process's arguments (finding 6)."""
+    token = assistant.token().encode()
+    tree = assistant.record()
+    assert len(tree) >= 5
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            assert token not in Path(f"/proc/{pid}/cmdline").read_bytes(), pid
+
+
+def test_var_and_every_file_in_it_are_owner_only(assistant: Assistant) -> None:
+    """The launcher's umask and var/ handling (finding 6): the tracker database Rasa created,
+    the copied application database, the generated secrets, logs."""
+    assert stat.S_IMODE(assistant.workdir.stat().st_mode) == 0o700
+    files = [p for p in assistant.workdir.iterdir() if p.is_file()]
+    assert {"tracker.db", "app.db", "rasa_auth_token"} <= {p.name for p in files}
+    loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077}
+    assert loose == {}
+
+
+def declare_body(port: int, path: str, length: int, headers: str = "") -> str:
+    """Send only the headers of a POST declaring `length` bytes; the status line answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"{headers}Content-Length: {length}\r\n\r\n".encode()
+        )
+        return conn.recv(4096).decode("latin-1").split("\r\n", 1)[0]
+
+
+def test_bodies_over_the_limit_are_refused_before_they_are_read(assistant: Assistant) -> None:
+    """Sanic's own limit (finding 7), not its 100 MB default: a declared length over it is
+    answered 413 at once, without waiting for (or buffering) a byte of the body."""
+    rasa, actions = assistant.ports["rasa"], assistant.ports["actions"]
+    assert " 413 " in declare_body(rasa, "/webhooks/rest/webhook", 2 * 1024 * 1024)
+    assert " 413 " in declare_body(rasa, "/model/parse", 50 * 1024 * 1024)
+    # The action server refuses a caller without its token before reading any body (below);
+    # the Rasa server's own calls are bounded too.
+    with mock.patch.dict(
+        os.environ, {"APP_SECRET_KEY": base_env(assistant.workdir, "", None)["APP_SECRET_KEY"]}
+    ):
+        token = f"{action_auth.HEADER}: {action_auth.action_server_token()}\r\n"
+    assert " 413 " in declare_body(actions, "/webhook", 20 * 1024 * 1024, token)
+    assert " 401 " in declare_body(actions, "/webhook", 20 * 1024 * 1024)
+    with httpx.Client(timeout=60) as client:  # and both still serve
+        assert client.get(f"{assistant.url('actions')}/health").status_code == 200
+        ok = client.post(
+            f"{assistant.url('rasa')}/webhooks/rest/webhook",
+            json={"sender": f"size-{uuid.uuid4().hex[:6]}", "message": "xin chào"},
+        )
+        assert ok.status_code == 200 and ok.json()
+
+
+def test_the_action_server_answers_only_the_rasa_server(assistant: Assistant) -> None:
+    """A tracker names its sender: without the action token nobody may post one."""
+    tracker = {
+        "sender_id": "telegram:123",
+        "slots": {},
+        "latest_message": {"text": "hồ sơ", "intent": {"name": "check_status"}, "entities": []},
+        "events": [],
+        "paused": False,
+        "latest_input_channel": "telegram",
+        "active_loop": {},
+        "latest_action_name": "action_listen",
+    }
+    call = {
+        "next_action": "action_check_status",
+        "sender_id": "telegram:123",
+        "tracker": tracker,
+        "domain": {},
+        "version": "3.6.2",
+    }
+    url = f"{assistant.url('actions')}/webhook"
+    with httpx.Client(timeout=60) as client:
+        for headers in ({}, {"X-Action-Token": "wrong"}, {"Origin": "https://evil.example"}):
+            answer = client.post(url, json=call, headers=headers)
+            assert answer.status_code == 401, answer.text
+            assert "responses" not in answer.text
+
+
+def app_session(assistant: Assistant) -> tuple[Session, Any]:
+    engine = create_engine(f"sqlite:///{assistant.workdir / 'app.db'}", future=True)
+    return Session(engine), engine
+
+
+def test_rest_cannot_create_read_or_change_another_channels_binding(assistant: Assistant) -> None:
+    """Finding 1 as it was found: REST bodies naming Telegram or SMS, a phone in metadata."""
+    phone, chat = "0905777888", f"telegram:{uuid.uuid4().int % 10**9}"
+    session, engine = app_session(assistant)
+    try:
+        with session.begin():
+            citizen = factories.citizen(
+                session, cccd="066190077788", phone=phone, full_name="Trần Thị Bảo"
+            )
+            bind(session, "telegram", chat, citizen, "otp")
+    finally:
+        session.close()
+    attempts = [
+        {
+            "sender": f"telegram:{uuid.uuid4().int % 10**9}",
+            "input_channel": "telegram",
+            "message": "/link_account",
+            "metadata": {"verified_phone": phone},
+        },
+        {"sender": f"sms:{phone}", "input_channel": "sms", "message": "hồ sơ của tôi đến đâu rồi"},
+        {"sender": chat, "input_channel": "telegram", "message": "hồ sơ của tôi đến đâu rồi"},
+        {"sender": chat, "input_channel": "telegram", "message": "tôi có giấy tờ nào sắp hết hạn"},
+        {"sender": chat, "input_channel": "telegram", "message": "hủy liên kết"},
+    ]
+    with httpx.Client(base_url=assistant.url("rasa"), timeout=120) as client:
+        for body in attempts:
+            answer = client.post("/webhooks/rest/webhook", json=body)
+            assert answer.status_code == 200, answer.text
+            said = " ".join(m.get("text", "") for m in answer.json())
+            assert "Xác thực thành công" not in said and "Bảo" not in said, (body, said)
+            assert all(m["recipient_id"].startswith("rest:") for m in answer.json())
+    session, _ = app_session(assistant)
+    try:
+        rows = session.execute(select(ChannelBinding.channel, ChannelBinding.channel_user_id))
+        assert [tuple(r) for r in rows] == [("telegram", chat)]  # unchanged, nothing added
+        assert session.scalar(select(func.count()).select_from(Citizen)) >= 1
+    finally:
+        session.close()
+        engine.dispose()
+    assert tracker_rows(assistant, chat) == 0  # the real chat's conversation untouched
+    assert tracker_rows(assistant, f"sms:{phone}") == 0
 
 
 def test_sigterm_to_the_launcher_stops_every_process(assistant: Assistant) -> None:

@@ -27,6 +27,7 @@ from bot.models import (
     ReminderPreference,
     SatisfactionRating,
 )
+from bot.speaker import rest_sender
 from tests import factories
 from tests.model.server import Servers, copy_db
 
@@ -72,9 +73,10 @@ def link(servers: Servers, sender: str, cccd: str, phone: str) -> None:
 
 
 def tracker_events(servers: Servers, sender: str) -> int:
+    """Events of the REST conversation `sender` (stored as `rest:<sender>`)."""
     with sqlite3.connect(servers.workdir / "tracker.db") as conn:
         return conn.execute(
-            "SELECT count(*) FROM events WHERE sender_id = ?", (sender,)
+            "SELECT count(*) FROM events WHERE sender_id = ?", (rest_sender(sender),)
         ).fetchone()[0]
 
 
@@ -96,12 +98,12 @@ def test_linking_right_wrong_expired_and_unknown(servers: Servers) -> None:
     for _ in range(4):
         assert "không đúng" in servers.say("link-1", "mã là 000001")
     assert "tạm khóa" in servers.say("link-1", "mã là 000001")
-    assert count(servers, ChannelBinding, channel_user_id="link-1") == 0
+    assert count(servers, ChannelBinding, channel_user_id=rest_sender("link-1")) == 0
     servers.say("link-3", AN)
     with unit_of_work(servers.engine) as s:
         s.execute(
             update(LinkChallenge)
-            .where(LinkChallenge.channel_user_id == "link-3")
+            .where(LinkChallenge.channel_user_id == rest_sender("link-3"))
             .values(expires_at=dt.datetime(2000, 1, 1))
         )
     assert "hết hạn" in servers.say("link-3", servers.last_code("0905123456"))
@@ -188,12 +190,12 @@ def test_rating_postpone_stop_handoff_and_erasure(servers: Servers) -> None:
     reply = servers.say("hoa-1", "xóa dữ liệu của tôi")
     assert "chắc" in reply
     assert "Đã xóa" in servers.say("hoa-1", "1")
-    assert count(servers, ChannelBinding, channel_user_id="hoa-1") == 0
+    assert count(servers, ChannelBinding, channel_user_id=rest_sender("hoa-1")) == 0
     time.sleep(1.5)
     assert tracker_events(servers, "hoa-1") == 0
     assert "xác thực danh tính" in servers.say("hoa-1", "hồ sơ của tôi đến đâu rồi")
     handed = servers.say("hoa-2", "cho tôi gặp cán bộ")
-    assert "cán bộ" in handed and count(servers, Handoff, sender_id="hoa-2") == 1
+    assert "cán bộ" in handed and count(servers, Handoff, sender_id=rest_sender("hoa-2")) == 1
     assert servers.say("hoa-2", "alo có ai không") == ""  # the bot stays quiet for the officer
 
 
@@ -213,7 +215,9 @@ def test_reminder_reply_reaches_a_submitted_dossier_in_two_messages(servers: Ser
         s.add(reminder)
         s.flush()
         reminder_id = reminder.id
-    shown = servers.trigger("an-2", "EXTERNAL_reminder", {"reminder_id": str(reminder_id)})
+    shown = servers.trigger(
+        rest_sender("an-2"), "EXTERNAL_reminder", {"reminder_id": str(reminder_id)}
+    )
     assert "tạm trú" in shown
     citizen_messages = ["đồng ý", "đồng ý nộp"]
     summary = servers.say("an-2", citizen_messages[0])

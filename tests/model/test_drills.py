@@ -48,6 +48,7 @@ from bot.db import make_engine, unit_of_work
 from bot.delivery import open_deliverer
 from bot.identity import bind
 from bot.models import AuditEntry, Delivery, DeliveryAttempt, Dossier, Reminder, utcnow
+from bot.speaker import rest_sender
 from connectors.common import SERVICE_UNAVAILABLE, TRY_AGAIN
 from connectors.zalo_api import ZaloConfig, ZaloTokenStore
 from scheduler.dispatch import DispatchConfig, dispatch, local
@@ -177,7 +178,7 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def person(
-    engine: Engine, *, zalo: bool = False, rest_sender: str | None = None, due_in: int = 30
+    engine: Engine, *, zalo: bool = False, rest_name: str | None = None, due_in: int = 30
 ) -> Person:
     """A citizen with a temporary-residence record ending in `due_in` days; optionally bound
     to a Zalo user (who wrote recently: the chat window is open) and to a REST sender."""
@@ -197,8 +198,8 @@ def person(
         )
         if zalo:
             bind(s, "zalo", f"zalo:{user}", citizen, "otp")
-        if rest_sender:
-            bind(s, "rest", rest_sender, citizen, "otp")
+        if rest_name:
+            bind(s, "rest", rest_sender(rest_name), citizen, "otp")
         found = Person(citizen.id, phone, user, record.id)
     if zalo:
         touch_activity(engine, f"zalo:{user}", "zalo")
@@ -284,7 +285,7 @@ async def dispatch_until(world: World, ids: list[int], seconds: float, deliverer
 
 
 def test_action_server_killed_mid_conversation(world: World) -> None:
-    an = person(world.app, zalo=True, rest_sender="drill-a")
+    an = person(world.app, zalo=True, rest_name="drill-a")
     shown = reminder(world.app, an, state="skipped")  # triggered by hand below, not dispatched
     assert "đồng ý nộp" in world.say("drill-a", "tôi muốn gia hạn tạm trú")
     trigger = {
@@ -315,7 +316,7 @@ def test_action_server_killed_mid_conversation(world: World) -> None:
     assert world.servers.client.post(url, **trigger).status_code == 200
     assert len(world.zalo_messages(an.zalo_user)) == 1
     # The conversation kept one apology for the failed turn, then went on.
-    texts = said(stored_events(world.tracker, "drill-a"))
+    texts = said(stored_events(world.tracker, rest_sender("drill-a")))
     assert texts.count(TRY_AGAIN) == 1, texts
     assert any("Mã hồ sơ" in t for t in texts[texts.index(TRY_AGAIN) :]), texts
 
@@ -324,9 +325,9 @@ def test_action_server_killed_mid_conversation(world: World) -> None:
 
 
 def test_database_unreachable_for_ten_seconds(world: World) -> None:
-    binh = person(world.app, rest_sender="drill-b")
+    binh = person(world.app, rest_name="drill-b")
     assert "đồng ý nộp" in world.say("drill-b", "tôi muốn gia hạn tạm trú")
-    before = stored_events(world.tracker, "drill-b")
+    before = stored_events(world.tracker, rest_sender("drill-b"))
     assert before
 
     world.db_proxy.down()
@@ -345,12 +346,14 @@ def test_database_unreachable_for_ten_seconds(world: World) -> None:
     assert answers >= 10 and slowest < 3, (answers, slowest)
     assert dossiers_of(world.app, binh) == 0
 
-    assert stored_events(world.tracker, "drill-b") == before  # nothing lost, nothing half-written
+    assert (
+        stored_events(world.tracker, rest_sender("drill-b")) == before
+    )  # nothing lost, nothing half-written
     done = world.say("drill-b", "đồng ý nộp")  # the same conversation, where it was
     assert "Mã hồ sơ: DLK-" in done, done
     world.say("drill-b", "đồng ý nộp")
     assert dossiers_of(world.app, binh) == 1
-    assert stored_events(world.tracker, "drill-b")[: len(before)] == before
+    assert stored_events(world.tracker, rest_sender("drill-b"))[: len(before)] == before
 
     world.db_proxy.cut()  # a database restart: every pooled connection dies while idle
     assert world.say_all("drill-b-new", "xin chào") != [TRY_AGAIN]

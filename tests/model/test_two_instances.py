@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from bot.config import PROJECT_ROOT
 from bot.db import make_engine, unit_of_work
 from bot.models import Consent, Dossier
+from bot.speaker import rest_sender
 from connectors.lock_store import AtomicRedisLockStore
 from tests import factories
 from tests.faults import pg_database
@@ -109,10 +110,11 @@ class Cluster:
         return say(self.clients[server], sender, message)
 
     def events(self, sender: str) -> list[dict[str, Any]]:
-        """The conversation's events as the tracker store holds them, in storage order."""
+        """The REST conversation's events as the tracker store holds them, in storage order."""
         with self.tracker.connect() as conn:
             rows = conn.execute(
-                text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": sender}
+                text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"),
+                {"s": rest_sender(sender)},
             ).all()
         return [json.loads(row.data) for row in rows]
 
@@ -237,8 +239,10 @@ def test_production_endpoints_build_the_deployed_stores(monkeypatch: pytest.Monk
     monkeypatch.setenv("TRACKER_DB_URL", "postgresql://dvc:p@db.internal:5433/dvc_tracker")
     monkeypatch.setenv("REDIS_URL", "redis://:s%40cret@redis.internal:6380/2")
     monkeypatch.setenv("REDIS_KEY_PREFIX", "dichvucong")
+    monkeypatch.setenv("ACTION_SERVER_TOKEN", "derived-by-rasa-process")
     endpoints = AvailableEndpoints.read_endpoints(str(DEPLOY / "endpoints.yml"))
     assert endpoints.action.url == "http://127.0.0.1:5090/webhook"
+    assert endpoints.action.headers == {"X-Action-Token": "derived-by-rasa-process"}
     assert endpoints.tracker_store.type == "connectors.tracker_store.ThreadedSQLTrackerStore"
     assert endpoints.tracker_store.url == "postgresql://dvc:p@db.internal:5433/dvc_tracker"
     store = LockStore.create(endpoints.lock_store)
@@ -407,6 +411,7 @@ def nginx_prefix(root: Path, rasa: list[int], actions: list[int], site: str) -> 
 def test_nginx_site_is_valid(tmp_path: Path) -> None:
     """`nginx -t` on deploy/nginx/dichvucong.conf as it is installed (ports are not bound)."""
     site = (DEPLOY / "nginx" / "dichvucong.conf").read_text()
+    site = site.replace("/var/log/nginx/", f"{tmp_path}/")  # writable by a non-root tester too
     conf = nginx_prefix(tmp_path, [5005, 5006], [5055, 5056], site)
     check = subprocess.run(
         [nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)],

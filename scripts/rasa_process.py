@@ -1,0 +1,67 @@
+"""Start a Rasa server or an action server the way every entry point of the project does.
+
+    python scripts/rasa_process.py server [rasa run options]   # the API token from RASA_AUTH_TOKEN
+    python scripts/rasa_process.py actions [rasa run actions options]
+
+- The Rasa API token never appears on a command line (where `ps` shows it to every user of
+  the machine): it is read from RASA_AUTH_TOKEN, or the file `make run` generated under var/,
+  and handed to Rasa inside this process.
+- Request bodies are bounded before they are read: Sanic refuses a body over
+  RASA_MAX_REQUEST_BYTES (server, default 1 MiB; the channels refuse more than 64 KiB
+  themselves) or ACTION_MAX_REQUEST_BYTES (action server, default 16 MiB: Rasa sends it the
+  whole conversation) with 413, from its declared length or as it streams in, instead of
+  buffering up to Sanic's default of 100 MB.
+- Files the process creates (tracker database, logs) are readable by the owner only.
+- The action server answers only callers with the action token, which the Rasa server sends
+  (`connectors.action_auth`; `make shell` starts `rasa shell` through here too).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.config import rasa_auth_token  # noqa: E402
+from connectors import action_auth  # noqa: E402
+
+LIMITS = {
+    "server": ("RASA_MAX_REQUEST_BYTES", 1024 * 1024),
+    "actions": ("ACTION_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
+    "shell": ("RASA_MAX_REQUEST_BYTES", 1024 * 1024),
+}
+
+
+def rasa_argv(kind: str, options: list[str]) -> list[str]:
+    """The argument list `rasa` gets in this process (the token included for a server)."""
+    if kind == "server":
+        if any(o == "--auth-token" or o.startswith("--auth-token=") for o in options):
+            raise SystemExit("pass the token in RASA_AUTH_TOKEN, not on the command line")
+        return ["rasa", "run", *options, "--auth-token", rasa_auth_token()]
+    if kind == "shell":
+        return ["rasa", "shell", *options]
+    return ["rasa", "run", "actions", *options]
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in LIMITS:
+        raise SystemExit(f"usage: {Path(__file__).name} server|actions|shell [options]")
+    kind, options = argv[0], argv[1:]
+    variable, default = LIMITS[kind]
+    # Sanic reads SANIC_* variables into its configuration when the app is created.
+    os.environ["SANIC_REQUEST_MAX_SIZE"] = str(int(os.environ.get(variable, default)))
+    os.umask(0o077)
+    action_auth.export_token()
+    if kind == "actions":
+        action_auth.install_on_action_server()
+    sys.argv = rasa_argv(kind, options)
+    from rasa.__main__ import main as rasa_main
+
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
