@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 MODEL_STAMP := models/.trained
 # The custom NLU component and the text code it calls shape the model too.
 TRAINING_DATA := $(shell find nlu stories components -type f -name '*.*' 2>/dev/null) domain.yml \
-	config.yml bot/text.py bot/vn.py bot/lexicon.py bot/dates.py
+	config.yml bot/vietnamese/text.py bot/vietnamese/vn.py bot/vietnamese/lexicon.py bot/vietnamese/dates.py
 
 # A government system sends nothing to third parties: Rasa's telemetry is off for every target.
 export RASA_TELEMETRY_ENABLED := false
@@ -63,6 +63,7 @@ bench: $(INSTALLED)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
@@ -77,4 +78,4 @@ lock:
 	mv constraints.new constraints.txt && rm -rf var/lock-venv
 
 clean:
-	rm -rf models var/rasa-test-results .pytest_cache .ruff_cache
+	rm -rf models var/rasa-test-results .pytest_cache .ruff_cache .mypy_cache

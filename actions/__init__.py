@@ -4,6 +4,6 @@ The action server has configured its log handlers by the time it imports this pa
 masking filter goes onto them so no ID number or phone is logged unmasked.
 """
 
-from bot.pii import install_masking
+from bot.governance.pii import install_masking
 
 install_masking()

@@ -6,14 +6,16 @@ import re
 
 from rasa_sdk.events import SlotSet
 
-from actions.base import CitizenAction, entity, today
+from actions.base import CitizenAction, entity
 from actions.identity import unlinked_on_request
-from bot.dossiers import cancel, dossiers_of, own_dossier
-from bot.messages import RATING_QUESTION, dossier_line, rating_buttons, timeline_text
-from bot.notices import status_text
-from bot.preferences import dues_of_citizen, postpone, postpone_until, stop
-from bot.satisfaction import survey_after
-from bot.vn import fold, format_date
+from bot.core.clock import today
+from bot.core.lifecycles import DOSSIER_CANCELLABLE, DossierStatus
+from bot.dossiers.messages import RATING_QUESTION, dossier_line, rating_buttons, timeline_text
+from bot.dossiers.notices import status_text
+from bot.dossiers.submission import cancel, dossiers_of, own_dossier
+from bot.reminders.preferences import dues_of_citizen, postpone, postpone_until, stop
+from bot.service.satisfaction import survey_after
+from bot.vietnamese.vn import fold, format_date
 
 NOT_FOUND = (
     "Không tìm thấy hồ sơ mã {code} trong các hồ sơ của Ông/Bà. Ông/Bà kiểm tra lại mã "
@@ -21,7 +23,7 @@ NOT_FOUND = (
 )
 
 
-def _service_name(catalogue, code: str) -> str:  # type: ignore[no-untyped-def]
+def _service_name(catalogue, code: str) -> str:
     return catalogue.service(code).name if code in {s.code for s in catalogue.services} else code
 
 
@@ -29,7 +31,7 @@ class ActionCheckStatus(CitizenAction):
     def name(self) -> str:
         return "action_check_status"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         code = entity(tracker, "dossier_code")
         if code:
             dossier = own_dossier(session, citizen.id, code)
@@ -56,13 +58,13 @@ class ActionCancelDossier(CitizenAction):
     def name(self) -> str:
         return "action_cancel_dossier"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         if unlinked_on_request(dispatcher, tracker, session):
             return []
         code = entity(tracker, "dossier_code")
         if not code:
             candidates = [
-                d for d in dossiers_of(session, citizen.id) if d.status in ("prepared", "received")
+                d for d in dossiers_of(session, citizen.id) if d.status in DOSSIER_CANCELLABLE
             ]
             if not candidates:
                 dispatcher.utter_message(text="Ông/Bà không có hồ sơ nào còn hủy được.")
@@ -92,7 +94,7 @@ class ActionListDue(CitizenAction):
     def name(self) -> str:
         return "action_list_due"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         items = dues_of_citizen(session, catalogue, citizen, today())
         if not items:
             dispatcher.utter_message(
@@ -130,7 +132,7 @@ def _days_in(text: str) -> int | None:
     return number * {"ngay": 1, "tuan": 7, "thang": 30}[unit]
 
 
-def _reminder_service(tracker) -> str | None:  # type: ignore[no-untyped-def]
+def _reminder_service(tracker) -> str | None:
     awaiting = tracker.get_slot("awaiting") or ""
     return entity(tracker, "service") or (
         tracker.get_slot("reminder_service") if awaiting.startswith("reminder:") else None
@@ -141,7 +143,7 @@ class ActionPostponeReminder(CitizenAction):
     def name(self) -> str:
         return "action_postpone_reminder"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         service_code = _reminder_service(tracker)
         text = tracker.latest_message.get("text") or ""
         until = postpone_until(today(), entity(tracker, "date"), _days_in(text))
@@ -157,7 +159,7 @@ class ActionStopReminders(CitizenAction):
     def name(self) -> str:
         return "action_stop_reminders"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         service_code = entity(tracker, "service")
         stop(session, citizen.id, service_code)
         what = f"về {_service_name(catalogue, service_code).lower()}" if service_code else "nào nữa"
@@ -174,13 +176,13 @@ class ActionDossierStatus(CitizenAction):
     def name(self) -> str:
         return "action_dossier_status"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         code = entity(tracker, "dossier_code")
         dossier = own_dossier(session, citizen.id, code) if code else None
         if dossier is None:
             return []
         last = dossier.history[-1] if dossier.history else None
         dispatcher.utter_message(text=status_text(dossier.code, dossier.status, last and last.note))
-        if dossier.status == "completed" and survey_after() == "completion":
+        if dossier.status == DossierStatus.COMPLETED and survey_after() == "completion":
             dispatcher.utter_message(text=RATING_QUESTION, buttons=rating_buttons())
         return [SlotSet("last_dossier", dossier.code), SlotSet("service", dossier.service_code)]

@@ -3,14 +3,13 @@
 Identity comes from the stored channel binding of (channel, sender id), never from a slot, an
 entity or metadata a sender can set: the channel is the conversation id's prefix, which only
 the connector that authenticated the sender can produce, and verified facts (a phone number)
-come only from that connector's sealed envelope (`bot.speaker`). Any error ends with a
+come only from that connector's sealed envelope (`bot.identity.speaker`). Any error ends with a
 friendly message and an id operators can grep for.
 """
 
 from __future__ import annotations
 
 import abc
-import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -19,11 +18,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from bot.catalogue import Catalogue, get_catalogue
-from bot.db import unit_of_work
-from bot.identity import bound_citizen, link_by_verified_phone
-from bot.models import Citizen
-from bot.speaker import VERIFIED_PHONE, channel_of, verified_facts
+from bot.catalogue.model import Catalogue, get_catalogue
+from bot.core.db import unit_of_work
+from bot.core.models import Citizen
+from bot.identity.linking import bound_citizen, link_by_verified_phone
+from bot.identity.speaker import VERIFIED_PHONE, channel_of, verified_facts
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ NEED_LINK_TEXT = (
 
 
 def sender_of(tracker: Tracker) -> tuple[str, str]:
-    """(channel, sender id): the key of the channel binding (`bot.speaker.channel_of`)."""
+    """(channel, sender id): the key of the channel binding (`bot.identity.speaker.channel_of`)."""
     return channel_of(tracker.sender_id), tracker.sender_id
 
 
@@ -58,10 +57,6 @@ def entity(tracker: Tracker, name: str) -> str | None:
         ),
         None,
     )
-
-
-def today() -> dt.date:
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date()
 
 
 class CitizenAction(Action, abc.ABC):

@@ -17,21 +17,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.account import ActionCheckStatus, ActionPostponeReminder
-from actions.base import CitizenAction, entity, sender_of, today
+from actions.base import CitizenAction, entity, sender_of
 from actions.dossiers import prepare, submit_and_report
 from actions.identity import ActionLinkAccount
 from actions.procedures import ActionAnswerProcedure
-from bot.config import var_dir
-from bot.db import make_engine, unit_of_work
-from bot.drafts import missing_fields, open_draft
-from bot.erasure import erase_sender, purge_tracker
-from bot.handoffs import open_handoff
-from bot.messages import RATING_QUESTION, already_submitted_text, rating_buttons
-from bot.models import Dossier, DossierDraft, Reminder, utcnow
-from bot.reminder_text import owns_reminder, render_reminder
-from bot.replies import Reply, read_reply
-from bot.satisfaction import add_comment, parse_rating, record_rating
-from bot.workdays import next_office_opening, officers_available
+from bot.core.clock import today, utcnow
+from bot.core.config import var_dir
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import Dossier, DossierDraft, Reminder
+from bot.dossiers.drafts import abandon, missing_fields, open_draft
+from bot.dossiers.messages import RATING_QUESTION, already_submitted_text, rating_buttons
+from bot.dossiers.workdays import next_office_opening, officers_available
+from bot.governance.erasure import erase_sender, purge_tracker
+from bot.reminders.texts import owns_reminder, render_reminder
+from bot.service.handoffs import open_handoff
+from bot.service.replies import Reply, read_reply
+from bot.service.satisfaction import add_comment, parse_rating, record_rating
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class ActionInform(Action):
     def name(self) -> str:
         return "action_inform"
 
-    def run(self, dispatcher, tracker, domain):  # type: ignore[no-untyped-def]
+    def run(self, dispatcher, tracker, domain):
         if entity(tracker, "cccd") or entity(tracker, "otp"):
             return ActionLinkAccount().run(dispatcher, tracker, domain)
         if entity(tracker, "dossier_code"):
@@ -56,7 +57,7 @@ class ActionReminder(CitizenAction):
     def name(self) -> str:
         return "action_reminder"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         reminder_id = entity(tracker, "reminder_id")
         reminder = (
             session.get(Reminder, int(reminder_id)) if (reminder_id or "").isdigit() else None
@@ -80,7 +81,7 @@ class ActionReminder(CitizenAction):
 _RECENT = dt.timedelta(minutes=30)
 
 
-def _recent_submission(session, citizen_id: int, channel: str, sender_id: str):  # type: ignore[no-untyped-def]
+def _recent_submission(session, citizen_id: int, channel: str, sender_id: str):
     return session.scalar(
         select(Dossier)
         .join(DossierDraft, DossierDraft.dossier_id == Dossier.id)
@@ -103,7 +104,7 @@ class ActionYesNo(CitizenAction):
     def name(self) -> str:
         return "action_yes_no"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         intent = tracker.latest_message.get("intent", {}).get("name")
         reply = read_reply(tracker.latest_message.get("text") or "", intent)
         yes = reply is Reply.YES or (reply is Reply.OTHER and intent == "affirm")
@@ -129,7 +130,7 @@ class ActionYesNo(CitizenAction):
             if yes and draft and not missing_fields(catalogue.service(draft.service_code), draft):
                 return submit_and_report(dispatcher, session, catalogue, draft)
             if draft is not None:
-                draft.state = "abandoned"
+                abandon(draft)
             dispatcher.utter_message(text="Đã hủy hồ sơ nháp.")
             return [SlotSet("awaiting", None)]
         if yes and citizen is not None:
@@ -147,7 +148,7 @@ class ActionRate(CitizenAction):
     def name(self) -> str:
         return "action_rate"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         rating = parse_rating(entity(tracker, "rating"))
         if rating is None:
             dispatcher.utter_message(text=RATING_QUESTION, buttons=rating_buttons())
@@ -194,7 +195,7 @@ class ActionAskFeedbackComment(Action):
     def name(self) -> str:
         return "action_ask_feedback_comment"
 
-    def run(self, dispatcher, tracker, domain):  # type: ignore[no-untyped-def]
+    def run(self, dispatcher, tracker, domain):
         dispatcher.utter_message(
             text="Ông/Bà có góp ý gì thêm không? Xin gõ nội dung góp ý, hoặc gõ “không”."
         )
@@ -209,7 +210,7 @@ class ActionHandoff(CitizenAction):
     def name(self) -> str:
         return "action_handoff"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         channel, sender_id = sender_of(tracker)
         _, created = open_handoff(
             session,
@@ -242,7 +243,7 @@ class ActionAskErasure(CitizenAction):
     def name(self) -> str:
         return "action_ask_erasure"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         dispatcher.utter_message(
             text="Ông/Bà có chắc muốn xóa liên kết tài khoản và lịch sử trò chuyện trên kênh "
             "này? Hồ sơ đã nộp, văn bản đồng ý và nhật ký truy cập vẫn được lưu theo quy định "

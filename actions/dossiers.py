@@ -11,12 +11,16 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.base import CitizenAction, entity, sender_of, today
+from actions.base import CitizenAction, entity, sender_of
 from actions.procedures import ActionAnswerProcedure
-from bot.catalogue import Catalogue, get_catalogue
-from bot.db import unit_of_work
-from bot.dossiers import own_dossier, submit_draft
-from bot.drafts import (
+from bot.catalogue.fields import FieldError, prompt_of
+from bot.catalogue.model import Catalogue, get_catalogue
+from bot.catalogue.procedures import answer, service_buttons, which_service_prompt
+from bot.core.clock import today, utcnow
+from bot.core.db import unit_of_work
+from bot.core.models import Citizen, DossierDraft
+from bot.dossiers.drafts import (
+    abandon,
     find_field_to_correct,
     missing_fields,
     open_draft,
@@ -24,9 +28,8 @@ from bot.drafts import (
     start_draft,
     summary,
 )
-from bot.fields import FieldError, prompt_of
-from bot.gateway import GatewayError, gateway_from_env
-from bot.messages import (
+from bot.dossiers.gateway import GatewayError
+from bot.dossiers.messages import (
     RATING_QUESTION,
     consent_buttons,
     consent_question,
@@ -34,11 +37,11 @@ from bot.messages import (
     slot_label,
     submitted_text,
 )
-from bot.models import Citizen, DossierDraft, utcnow
-from bot.procedures import answer, service_buttons, which_service_prompt
-from bot.replies import Reply, read_reply
-from bot.satisfaction import survey_after
-from bot.workdays import appointment_slots
+from bot.dossiers.submission import own_dossier, submit_draft
+from bot.dossiers.workdays import appointment_slots
+from bot.service.replies import Reply, read_reply
+from bot.service.satisfaction import survey_after
+from connectors.dossier_gateway import gateway_from_env
 
 FORM_RESET = [SlotSet("field_value", None), SlotSet("confirmation", None)]
 GATEWAY_DOWN = (
@@ -89,7 +92,7 @@ class ActionRequestService(CitizenAction):
     def name(self) -> str:
         return "action_request_service"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         if tracker.get_slot("pending_question") not in (None, "overview"):
             # "cần giấy tờ gì?" … "khai sinh": a bare name answers the question still pending.
             return ActionAnswerProcedure().run(dispatcher, tracker, {})
@@ -115,7 +118,7 @@ def _draft_for(session: Session, tracker: Tracker) -> DossierDraft | None:
     return open_draft(session, channel, sender_id)
 
 
-def _current_field(catalogue: Catalogue, draft: DossierDraft, editing: str | None):  # type: ignore[no-untyped-def]
+def _current_field(catalogue: Catalogue, draft: DossierDraft, editing: str | None):
     service = catalogue.service(draft.service_code)
     if editing:
         return next((f for f in service.fields if f.key == editing), None)
@@ -199,7 +202,7 @@ class ActionAskFieldValue(CitizenAction):
     def name(self) -> str:
         return "action_ask_field_value"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         draft = _draft_for(session, tracker)
         field = draft and _current_field(catalogue, draft, tracker.get_slot("editing_field"))
         if field is None:
@@ -218,7 +221,7 @@ class ActionAskConfirmation(CitizenAction):
     def name(self) -> str:
         return "action_ask_confirmation"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         draft = _draft_for(session, tracker)
         if draft is None:
             return []
@@ -264,7 +267,7 @@ class ActionFinishDossier(CitizenAction):
     def name(self) -> str:
         return "action_finish_dossier"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         draft = _draft_for(session, tracker)
         choice = tracker.get_slot("confirmation")
         if draft is None or draft.citizen_id != citizen.id:
@@ -273,7 +276,7 @@ class ActionFinishDossier(CitizenAction):
         service = catalogue.service(draft.service_code)
         if choice == "yes":
             return [*FORM_RESET, *submit_and_report(dispatcher, session, catalogue, draft)]
-        draft.state = "abandoned"
+        abandon(draft)
         if choice == "self":
             dispatcher.utter_message(
                 text=f"Ông/Bà có thể tự khai hồ sơ {service.short_name} trên Cổng Dịch vụ công "
@@ -308,7 +311,7 @@ class ActionAskAppointment(CitizenAction):
     def name(self) -> str:
         return "action_ask_appointment"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         slots = appointment_slots(utcnow())
         buttons = [
             {"title": f"{i}. {slot_label(s)}", "payload": str(i)} for i, s in enumerate(slots, 1)
@@ -325,7 +328,7 @@ class ActionFinishAppointment(CitizenAction):
     def name(self) -> str:
         return "action_finish_appointment"
 
-    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # type: ignore[no-untyped-def]
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):
         chosen, code = tracker.get_slot("appointment"), tracker.get_slot("last_dossier")
         dossier = own_dossier(session, citizen.id, code) if code else None
         if chosen and chosen != "none" and dossier is not None:

@@ -7,7 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.fallback import clarify
+from bot.service.fallback import clarify
 
 
 def _previous_bot_action(tracker: Tracker) -> str | None:

@@ -7,9 +7,9 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.catalogue import get_catalogue
-from bot.help import help_text
-from bot.procedures import service_buttons
+from bot.catalogue.help import help_text
+from bot.catalogue.model import get_catalogue
+from bot.catalogue.procedures import service_buttons
 
 
 class ActionHelp(Action):

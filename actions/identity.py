@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -10,13 +9,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.base import CitizenAction, entity, link_buttons, sender_of, verified_phone
-from bot.catalogue import Catalogue
-from bot.identity import LinkOutcome, OtpIdentityProvider, link_by_verified_phone, unbind
-from bot.models import Citizen
-from bot.pii import mask_name
-from bot.sms import default_gateway
-from bot.vn import fold
-from bot.workdays import LOCAL_TZ
+from bot.catalogue.model import Catalogue
+from bot.core.clock import to_local
+from bot.core.models import Citizen
+from bot.governance.pii import mask_name
+from bot.identity.linking import LinkOutcome, OtpIdentityProvider, link_by_verified_phone, unbind
+from bot.vietnamese.vn import fold
+from connectors.sms_providers import default_gateway
 
 ASK_ID = (
     "Xin Ông/Bà nhập số định danh cá nhân (12 số trên thẻ căn cước). Hệ thống sẽ gửi mã xác "
@@ -112,13 +111,7 @@ class ActionLinkAccount(CitizenAction):
         else:
             dispatcher.utter_message(text=ASK_ID, buttons=link_buttons(channel))
             return []
-        until = (
-            result.locked_until.replace(tzinfo=dt.timezone.utc)
-            .astimezone(LOCAL_TZ)
-            .strftime("%H:%M")
-            if result.locked_until
-            else ""
-        )
+        until = to_local(result.locked_until).strftime("%H:%M") if result.locked_until else ""
         dispatcher.utter_message(
             text=TEXTS[result.outcome].format(
                 phone=result.masked_phone,

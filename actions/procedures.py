@@ -9,8 +9,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import NEED_LINK_TEXT
-from bot.catalogue import get_catalogue
-from bot.procedures import TOPIC_OF_INTENT, answer, service_buttons, which_service_prompt
+from bot.catalogue.model import get_catalogue
+from bot.catalogue.procedures import TOPIC_OF_INTENT, answer, service_buttons, which_service_prompt
 
 PERSONAL_ENTITIES = {"cccd", "phone", "otp", "dossier_code"}
 

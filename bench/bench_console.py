@@ -20,10 +20,10 @@ from pathlib import Path
 from sqlalchemy import insert, text
 
 from bench.common import fresh_database, median, postgres_available, print_table, progress, timed
-from bot.catalogue import get_catalogue
-from bot.db import make_engine
-from bot.models import ChannelBinding, Citizen
-from bot.tracker_store import ensure_events_table, events
+from bot.catalogue.model import get_catalogue
+from bot.core.db import make_engine
+from bot.core.models import ChannelBinding, Citizen
+from bot.core.tracker_store import ensure_events_table, events
 from console.indexer import sync_all
 
 CONVERSATIONS = int(os.environ.get("BENCH_CONVERSATIONS", "100000"))

@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
 from bench.common import fresh_database, median, postgres_available, print_table, progress
-from bot.db import make_engine, unit_of_work
-from bot.delivery import ChannelLimit, Deliverer, DeliveryConfig, Notice
-from bot.models import ChannelActivity, ChannelBinding, Citizen, utcnow
+from bot.core.clock import utcnow
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import ChannelActivity, ChannelBinding, Citizen
+from bot.delivery.deliverer import ChannelLimit, Deliverer, DeliveryConfig, Notice
 from connectors.senders import build_senders
 from connectors.sms_providers import EsmsGateway
 from connectors.zalo_api import ZaloConfig, ZaloTokenStore

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 from bench.common import fresh_database, median, postgres_available, print_table, progress, timed
-from bot.catalogue import get_catalogue
-from bot.db import make_engine
-from bot.importer import import_file
-from bot.seed import Generator, seed
+from bot.catalogue.model import get_catalogue
+from bot.core.db import make_engine
+from bot.data.importer import import_file
+from bot.data.seed import Generator, seed
 
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))

@@ -85,14 +85,14 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from bench.common import postgres_available, print_table, progress
-from bot.catalogue import get_catalogue
-from bot.db import make_engine, unit_of_work
-from bot.due import citizens_with_dues
-from bot.migrate import upgrade
-from bot.models import Citizen
-from bot.pii import mask_cccd, mask_phone
-from bot.procedures import answer
-from bot.seed import seed
+from bot.catalogue.model import get_catalogue
+from bot.catalogue.procedures import answer
+from bot.core.db import make_engine, unit_of_work
+from bot.core.migrate import upgrade
+from bot.core.models import Citizen
+from bot.data.seed import seed
+from bot.governance.pii import mask_cccd, mask_phone
+from bot.reminders.due import citizens_with_dues
 from connectors.zalo_api import ZaloConfig, ZaloTokenStore
 from tests.fakes import FakeZalo
 from tests.model.server import ActionServer, RasaServer, base_env, write_endpoints

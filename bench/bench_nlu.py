@@ -47,7 +47,7 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median, print_table, progress
-from bot.vn import strip_diacritics
+from bot.vietnamese.vn import strip_diacritics
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU_DIR = ROOT / "nlu"

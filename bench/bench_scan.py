@@ -13,9 +13,9 @@ import os
 import resource
 
 from bench.common import fresh_database, postgres_available, print_table, progress, timed
-from bot.catalogue import get_catalogue
-from bot.db import make_engine
-from bot.seed import seed
+from bot.catalogue.model import get_catalogue
+from bot.core.db import make_engine
+from bot.data.seed import seed
 from scheduler.scan import scan
 
 CITIZENS = int(os.environ.get("BENCH_SCAN_CITIZENS", "1000000"))

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import text
 
-from bot.db import make_engine
-from bot.migrate import upgrade
+from bot.core.db import make_engine
+from bot.core.migrate import upgrade
 from tests.faults import pg_database
 
 T = TypeVar("T")

@@ -7,14 +7,15 @@ import datetime as dt
 import getpass
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bot.catalogue import CatalogueError, get_catalogue, load_catalogue
-from bot.config import load_settings
-from bot.db import get_engine, unit_of_work
-from bot.migrate import upgrade
-from bot.pii import configure_logging
-from bot.tabular import FileFormatError
+from bot.catalogue.model import CatalogueError, get_catalogue, load_catalogue
+from bot.core.config import load_settings
+from bot.core.db import get_engine, unit_of_work
+from bot.core.migrate import upgrade
+from bot.data.tabular import FileFormatError
+from bot.governance.pii import configure_logging
 
 
 class Progress:
@@ -44,7 +45,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot.importer import import_file
+    from bot.data.importer import import_file
 
     upgrade(load_settings().database_url)
     try:
@@ -66,8 +67,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
 
-    from bot.models import Citizen
-    from bot.seed import seed
+    from bot.core.models import Citizen
+    from bot.data.seed import seed
 
     upgrade(load_settings().database_url)
     engine = get_engine()
@@ -95,7 +96,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_citizens(args: argparse.Namespace) -> int:
-    from bot.due import citizens_with_dues
+    from bot.reminders.due import citizens_with_dues
 
     upgrade(load_settings().database_url)
     catalogue = get_catalogue()
@@ -121,7 +122,7 @@ def cmd_demo_citizens(args: argparse.Namespace) -> int:
 
 
 def cmd_officer_add(args: argparse.Namespace) -> int:
-    from bot.officers import add_officer
+    from bot.identity.officers import add_officer
 
     upgrade(load_settings().database_url)
     if sys.stdin.isatty():
@@ -193,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    command: Callable[[argparse.Namespace], int] = args.func  # a cmd_* set by its subparser
+    return command(args)
 
 
 if __name__ == "__main__":

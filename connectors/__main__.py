@@ -10,9 +10,9 @@ import argparse
 import asyncio
 import sys
 
-from bot.db import get_engine
-from bot.pii import configure_logging
-from bot.sending import SendError
+from bot.core.db import get_engine
+from bot.delivery.sending import SendError
+from bot.governance.pii import configure_logging
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 

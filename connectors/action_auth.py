@@ -25,7 +25,7 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.identity import secret_key
+from bot.identity.linking import secret_key
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,13 @@ async def _too_large(request: Request, exc: Exception) -> HTTPResponse:
 
 
 def install_on_action_server() -> None:
-    """Make rasa_sdk's `create_app` (called by `rasa run actions`) add the checks."""
+    """Make rasa_sdk's `create_app` (called by `rasa run actions`) add the checks
+    (`connectors.patches.install_action_server`; idempotent)."""
     from rasa_sdk import endpoint
 
     original = endpoint.create_app
+    if getattr(original, "checks_action_token", False):
+        return
     token = action_server_token()
 
     def create_app(*args: Any, **kwargs: Any) -> Sanic:
@@ -73,4 +76,13 @@ def install_on_action_server() -> None:
         app.error_handler.add(PayloadTooLarge, _too_large)
         return app
 
+    create_app.checks_action_token = True  # type: ignore[attr-defined]
+    create_app.original = original  # type: ignore[attr-defined]
     endpoint.create_app = create_app
+
+
+def uninstall_from_action_server() -> None:
+    """Restore rasa_sdk's own `create_app` (tests)."""
+    from rasa_sdk import endpoint
+
+    endpoint.create_app = getattr(endpoint.create_app, "original", endpoint.create_app)

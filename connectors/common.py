@@ -18,8 +18,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
-from bot.sending import SendError
+from bot.delivery.sending import SendError
+from bot.identity.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def mask_sender(sender: str) -> str:
 
 
 def secrets_equal(given: str | None, expected: str) -> bool:
+    if not given:
+        return False
     # Sanic hands undecodable header bytes over as lone surrogates: compare them, don't crash.
-    return bool(given) and hmac.compare_digest(
-        given.encode("utf-8", "surrogateescape"), expected.encode()
-    )
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -81,7 +81,8 @@ def positive_seconds(env: Mapping[str, str], name: str, default: float) -> float
 async def admitted(
     limit: SenderRateLimit, sender: str, tell: Callable[[str], Awaitable[Any]]
 ) -> bool:
-    """Whether this sender's message may go on (`bot.ratelimit`). A refused sender is told once
+    """Whether this sender's message may go on (`bot.identity.ratelimit`). A refused sender is told
+    once
     per burst through `tell`; a failure to tell is logged, never retried (it is a flood)."""
     verdict = limit.check(sender)
     if verdict is Verdict.ALLOW:

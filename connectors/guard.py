@@ -1,7 +1,7 @@
 """What the Rasa server does when the action server or the tracker store cannot be reached.
 
-Rasa 3.6 has no hook for either, so `install()` (called when Rasa imports `connectors.rest`,
-which credentials.yml names) wraps three of its functions, explicitly and once:
+Rasa 3.6 has no hook for either, so `install()` (called by the process entry point through
+`connectors.patches`) wraps three of its functions, explicitly and once:
 
 - `RemoteAction.run`: a connection error, timeout or HTTP 5xx from the action server is
   logged with its cause and recorded for the turn. Everything else passes through untouched,
@@ -41,7 +41,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import ClientResponseError
 
-from bot.db import connect_timeout
+from bot.core.db import connect_timeout
 from connectors.common import SERVICE_UNAVAILABLE, TRY_AGAIN, cause_of, describe, mask_sender
 
 logger = logging.getLogger(__name__)
@@ -176,18 +176,25 @@ def _engine_kwargs(url: Any) -> dict[str, Any]:
     return kwargs
 
 
+_fail_safe = tracker_store.FailSafeTrackerStore
+# (where, attribute, Rasa's own, the guarded one): what install() sets and uninstall() restores.
+_PATCHES: tuple[tuple[Any, str, Any, Any], ...] = (
+    (RemoteAction, "run", _original_run, _guarded_run),
+    (MessageProcessor, "_run_action", _original_run_action, _guarded_run_action),
+    (_fail_safe, "on_tracker_store_error", _original_store_error, _strict_error),
+    (_fail_safe, "on_tracker_store_retrieve_error", _original_retrieve_error, _strict_error),
+    (tracker_store, "create_engine_kwargs", _original_engine_kwargs, _engine_kwargs),
+)
+
+
 def install() -> None:
     """Wrap Rasa's functions (idempotent). Must run before the agent is loaded for the tracker
-    store settings to apply: importing a channel from credentials.yml happens before."""
+    store settings to apply (`connectors.patches.install_rasa_server`)."""
     global _installed
     if _installed:
         return
-    RemoteAction.run = _guarded_run  # type: ignore[method-assign]
-    MessageProcessor._run_action = _guarded_run_action  # type: ignore[method-assign]
-    fail_safe = tracker_store.FailSafeTrackerStore
-    fail_safe.on_tracker_store_error = _strict_error  # type: ignore[method-assign]
-    fail_safe.on_tracker_store_retrieve_error = _strict_error  # type: ignore[method-assign]
-    tracker_store.create_engine_kwargs = _engine_kwargs
+    for owner, attribute, _rasa, guarded in _PATCHES:
+        setattr(owner, attribute, guarded)
     _installed = True
     logger.debug("action server and tracker store guards installed")
 
@@ -195,10 +202,6 @@ def install() -> None:
 def uninstall() -> None:
     """Restore Rasa's own functions (tests)."""
     global _installed
-    RemoteAction.run = _original_run  # type: ignore[method-assign]
-    MessageProcessor._run_action = _original_run_action  # type: ignore[method-assign]
-    fail_safe = tracker_store.FailSafeTrackerStore
-    fail_safe.on_tracker_store_error = _original_store_error  # type: ignore[method-assign]
-    fail_safe.on_tracker_store_retrieve_error = _original_retrieve_error  # type: ignore[method-assign]
-    tracker_store.create_engine_kwargs = _original_engine_kwargs
+    for owner, attribute, rasa, _guarded in _PATCHES:
+        setattr(owner, attribute, rasa)
     _installed = False

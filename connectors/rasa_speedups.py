@@ -22,8 +22,8 @@
    keep-alive pool (15 s idle; the action server keeps its side 75 s, SANIC_KEEP_ALIVE_TIMEOUT,
    so the client always closes first). Requests, timeouts and errors are Rasa's.
 
-Installed with the guards when Rasa imports `connectors.rest` (credentials.yml), so every
-Rasa server of the project, the load benchmark's bare baseline included, runs with both.
+Installed with the guards by the process entry point (`connectors.patches`), so every Rasa
+server of the project, the load benchmark's bare baseline included, runs with both.
 """
 
 from __future__ import annotations
@@ -170,12 +170,12 @@ async def close_sessions() -> None:
 
 def install() -> None:
     """Idempotent."""
-    RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
-    MessageProcessor.parse_message = _parse_message  # type: ignore[method-assign]
-    EndpointConfig.session = _shared_session  # type: ignore[method-assign]
+    RemoteAction._validate_action_result = _validate_action_result
+    MessageProcessor.parse_message = _parse_message
+    EndpointConfig.session = _shared_session
 
 
 def uninstall() -> None:
-    RemoteAction._validate_action_result = _original_validate  # type: ignore[method-assign]
-    MessageProcessor.parse_message = _original_parse  # type: ignore[method-assign]
-    EndpointConfig.session = _original_session  # type: ignore[method-assign]
+    RemoteAction._validate_action_result = _original_validate
+    MessageProcessor.parse_message = _original_parse
+    EndpointConfig.session = _original_session

@@ -14,20 +14,19 @@ Every sender it is given lives under `rest:` (a body saying `"sender": "telegram
 as `rest:telegram:123`, never in chat 123's conversation or binding), the input channel is
 always `rest` whatever the body says, and of the client's metadata only REST_METADATA_KEYS
 (short strings that name nothing about the sender) reach the tracker. One sender gets at most
-INBOUND_RATE_PER_MINUTE messages (`bot.ratelimit`); past it the answer is 429 with the polite
+INBOUND_RATE_PER_MINUTE messages (`bot.identity.ratelimit`); past it the answer is 429 with the
+polite
 text and Retry-After.
 
-Importing this module installs the Rasa-process guards (`connectors.guard`) and the cached
-action-response validator (`connectors.rasa_speedups`); credentials.yml
-names `connectors.rest.RestInput` instead of `rest`, so `rasa run` imports it before the agent
-(and its tracker store) is created.
+credentials.yml names `connectors.rest.RestInput` instead of `rest`. The Rasa patches this
+project needs are installed by the process entry point (`connectors.patches`), not here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import QueueOutputChannel
@@ -36,16 +35,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
-from bot.speaker import REST, rest_sender
-from bot.text import clean_text
-from connectors import common, guard, rasa_speedups
+from bot.identity.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
+from bot.identity.speaker import REST, rest_sender
+from bot.vietnamese.text import clean_text
+from connectors import common, rasa_speedups
 from connectors.common import TRY_AGAIN, describe, mask_sender
 
 logger = logging.getLogger(__name__)
-
-guard.install()
-rasa_speedups.install()
 
 # Client metadata that may reach the tracker: labels of the integration, never identity.
 REST_METADATA_KEYS = frozenset({"client", "locale"})
@@ -122,8 +118,10 @@ class RestInput(RasaRestInput):
             if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
                 return common.reject("rest", 400, "metadata is not an object")
             cleaned = {k: clean_text(body[k]) for k in ("sender", "message") if body.get(k)}
-            request.parsed_json = {**body, **cleaned}
-            sender = rest_sender(request.parsed_json.get("sender"))
+            parsed = {**body, **cleaned}
+            # Sanic types `parsed_json` as None (its __init__ sets None, no annotation).
+            cast(Any, request).parsed_json = parsed
+            sender = rest_sender(parsed.get("sender"))
             verdict = self.rate_limit.check(sender)
             if verdict is Verdict.ALLOW:
                 return None

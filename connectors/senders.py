@@ -1,4 +1,4 @@
-"""Channel senders for `bot.delivery`, built from the same environment as the channels.
+"""Channel senders for `bot.delivery.deliverer`, built from the same environment as the channels.
 
 An intent notice goes into the conversation through Rasa (`trigger_intent` with
 `output_channel=<channel>`), so the answer is the dialogue's own and the tracker knows it was
@@ -14,20 +14,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
 from sqlalchemy.engine import Engine
 
-from bot.channel_state import native_id
-from bot.config import rasa_auth_token
-from bot.delivery import ChannelSender, Notice, Route, ServiceUnavailable
-from bot.mailer import Mailer, default_mailer
-from bot.sending import SendError, http_kind
-from bot.sms import SmsGateway, default_gateway, to_sms_text
+from bot.core.config import rasa_auth_token
+from bot.core.db import get_engine
+from bot.delivery.channel_state import native_id
+from bot.delivery.deliverer import (
+    ChannelSender,
+    Deliverer,
+    DeliveryConfig,
+    Notice,
+    Route,
+    ServiceUnavailable,
+)
+from bot.delivery.mailer import Mailer
+from bot.delivery.sending import SendError, http_kind
+from bot.delivery.sms import SmsGateway, to_sms_text
 from connectors.common import SERVICE_UNAVAILABLE
+from connectors.sms_providers import default_gateway
+from connectors.smtp import default_mailer
 from connectors.telegram import TelegramApi, TelegramConfig, split_text
 from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
 
@@ -120,7 +131,10 @@ class EmailSender:
 
     async def send(self, route: Route, notice: Notice, key: str) -> str | None:
         subject = notice.subject or "Thông báo từ Trợ lý dịch vụ công"
-        return await asyncio.to_thread(self.mailer.send, route.recipient, subject, notice.text)
+        # Every notice built for delivery carries its text (scheduler/dispatch.py,
+        # scheduler/notices.py, console/channels.py); `Notice.text` is optional for the others.
+        body = cast(str, notice.text)
+        return await asyncio.to_thread(self.mailer.send, route.recipient, subject, body)
 
 
 def sms_direct(gateway: SmsGateway, max_segments: int) -> DirectSend:
@@ -187,3 +201,18 @@ def build_senders(
             await closer()
 
     return senders, kinds, close
+
+
+@asynccontextmanager
+async def open_deliverer(
+    engine: Engine | None = None, env: Mapping[str, str] = os.environ
+) -> AsyncIterator[Deliverer]:
+    """A Deliverer with the senders configured in the environment (clients closed after)."""
+    engine = engine or get_engine()
+    senders, zns_kinds, close = build_senders(engine, env)
+    deliverer = Deliverer(engine, senders, DeliveryConfig.from_env(env), zns_kinds)
+    try:
+        yield deliverer
+    finally:
+        await deliverer.aclose()
+        await close()

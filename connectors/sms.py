@@ -1,4 +1,5 @@
-"""SMS channel: replies and proactive messages through the configured gateway (`bot.sms`), and
+"""SMS channel: replies and proactive messages through the configured gateway (`bot.delivery.sms`),
+and
 inbound SMS from a two-way number or short code on `/webhooks/sms/webhook`.
 
 Inbound calls (GET as eSMS sends its MO short-code calls, or POST with JSON or a form) must carry
@@ -13,12 +14,12 @@ that adds the header. Optional hardening:
   by the raw query string (the bytes after `?`, exactly as sent). A signed POST takes its
   fields from the body only, since the query string is not signed.
 - SMS_WEBHOOK_ALLOWED_IPS: comma-separated addresses or networks the calls may come from (403
-  otherwise); behind a proxy listed in RASA_TRUSTED_PROXIES, its `X-Real-IP` (bot.proxies).
+  otherwise); behind a proxy listed in RASA_TRUSTED_PROXIES, its `X-Real-IP` (bot.identity.proxies).
 
 Fields: `from`/`sender`/`phone`, `text`/`content`/`message`, and an id `id`/`smsid`/`message_id`
 used to drop retries. The message reaches the bot with the sending number as a sealed verified
-fact (bot.speaker: the gateway authenticated the call, the carrier the number), after the
-per-sender rate limit (bot.ratelimit; the webhook still answers 200 so the gateway does not
+fact (bot.identity.speaker: the gateway authenticated the call, the carrier the number), after the
+per-sender rate limit (bot.identity.ratelimit; the webhook still answers 200 so the gateway does not
 retry). A reply "1", "2", … is mapped to the payloads of the last buttons sent to that number.
 Outgoing text is unaccented and fits SMS_MAX_SEGMENTS GSM segments (default 1).
 """
@@ -26,7 +27,6 @@ Outgoing text is unaccented and fits SMS_MAX_SEGMENTS GSM segments (default 1).
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -38,30 +38,30 @@ from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.headers import parse_content_header
 from sanic.request import Request, parse_multipart_form
 from sanic.response import HTTPResponse
 from sqlalchemy.engine import Engine
 
-from bot.channel_state import (
+from bot.delivery.channel_state import (
     choice_payload,
     first_time,
     native_id,
     sender_id,
     set_last_buttons,
-    touch_activity,
 )
-from bot.db import get_engine
-from bot.proxies import REAL_IP_HEADER, client_address, parse_trusted
-from bot.ratelimit import SenderRateLimit
-from bot.sending import with_retries
-from bot.sms import SmsGateway, default_gateway, to_sms_text, to_sms_with_choices
-from bot.speaker import ENVELOPE, VERIFIED_PHONE, seal
-from bot.text import clean_text
-from bot.vn import InvalidValue, normalize_phone
+from bot.delivery.sending import with_retries
+from bot.delivery.sms import SmsGateway, to_sms_text, to_sms_with_choices
+from bot.identity.proxies import REAL_IP_HEADER, client_address, parse_trusted
+from bot.identity.ratelimit import SenderRateLimit
+from bot.identity.speaker import ENVELOPE, VERIFIED_PHONE, seal
+from bot.vietnamese.text import clean_text
+from bot.vietnamese.vn import InvalidValue, normalize_phone
 from connectors import common
+from connectors.channel import ChannelInput, ChannelOutput
+from connectors.sms_providers import default_gateway
 
 logger = logging.getLogger(__name__)
 
@@ -146,10 +146,8 @@ def signed_payload(request: Request) -> bytes:
     return request.body or b""
 
 
-class SmsOutput(OutputChannel):
-    @classmethod
-    def name(cls) -> str:
-        return NAME
+class SmsOutput(ChannelOutput):
+    NAME = NAME
 
     def __init__(self, gateway: SmsGateway, engine: Engine, max_segments: int = 1) -> None:
         self.gateway, self.engine, self.max_segments = gateway, engine, max_segments
@@ -174,17 +172,9 @@ class SmsOutput(OutputChannel):
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         logger.debug("sms cannot carry images; skipped")
 
-    async def send_custom_json(
-        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
-    ) -> None:
-        if json_message.get("text"):
-            await self.send_text_message(recipient_id, str(json_message["text"]))
 
-
-class SmsInput(InputChannel):
-    @classmethod
-    def name(cls) -> str:
-        return NAME
+class SmsInput(ChannelInput):
+    NAME = NAME
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> SmsInput:
@@ -228,10 +218,6 @@ class SmsInput(InputChannel):
         self.rate_limit = rate_limit if rate_limit is not None else SenderRateLimit.from_env()
 
     @property
-    def engine(self) -> Engine:
-        return self._engine or get_engine()
-
-    @property
     def gateway(self) -> SmsGateway:
         if self._gateway is None:
             self._gateway = default_gateway()
@@ -245,11 +231,8 @@ class SmsInput(InputChannel):
         self, phone: str, text: str, on_new_message: common.OnNewMessage, message_id: str
     ) -> None:
         sender = sender_id(NAME, phone)
-        output = self.get_output_channel()
-        tell = functools.partial(output.send_text_message, sender)
-        if not await common.admitted(self.rate_limit, sender, tell):
+        if not await self.admit(sender, self.get_output_channel()):
             return
-        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         text = common.clip(clean_text(text).strip())
         payload = await asyncio.to_thread(choice_payload, self.engine, sender, text)
         # The gateway authenticated the call and the carrier the sending number.
@@ -300,17 +283,8 @@ class SmsInput(InputChannel):
     def blueprint(self, on_new_message: common.OnNewMessage) -> Blueprint:
         if not self.secret:
             return common.disabled_blueprint(NAME, "SMS_WEBHOOK_SECRET not set")
-        bp = Blueprint("sms_webhook", __name__)
 
-        @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["GET", "POST"])
-        @common.db_outage_503(NAME)
         async def receive(request: Request) -> HTTPResponse:
-            if (refused := common.too_large(request, NAME)) is not None:
-                return refused
             if (refused := self._authenticate(request)) is not None:
                 return refused
             # The query string of a signed POST is not signed: its fields come from the body.
@@ -352,4 +326,4 @@ class SmsInput(InputChannel):
             )
             return response.json({"status": "ok"})
 
-        return bp
+        return self.webhook_blueprint(__name__, receive, methods=("GET", "POST"))

@@ -1,4 +1,4 @@
-"""Real SMS gateways behind `bot.sms.SmsGateway`. One is implemented: eSMS.vn (VIHAT).
+"""Real SMS gateways behind `bot.delivery.sms.SmsGateway`. One is implemented: eSMS.vn (VIHAT).
 
 eSMS: `POST {ESMS_BASE_URL}/MainService.svc/json/SendMultipleMessage_V4_post_json/`, one
 customer-care (CSKH, SmsType 2) message per request, unaccented (IsUnicode 0). CodeResult 100
@@ -13,8 +13,9 @@ from collections.abc import Mapping
 
 import httpx
 
-from bot.sending import SendError, http_kind
-from bot.sms import SmsGateway
+from bot.delivery.sending import SendError
+from bot.delivery.sms import OutboxSmsGateway, SmsGateway
+from connectors.provider_http import check_status, provider_errors
 
 NAME = "sms"
 SEND_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
@@ -80,15 +81,9 @@ class EsmsGateway:
         }
         if request_id:
             body["RequestId"] = request_id[:50]
-        try:
+        with provider_errors(NAME, "esms"):
             answer = self.client.post(SEND_PATH, json=body)
-        except httpx.TimeoutException as exc:
-            raise SendError(NAME, "retry", "esms timeout") from exc
-        except httpx.TransportError as exc:
-            raise SendError(NAME, "retry", f"esms {type(exc).__name__}") from exc
-        if answer.status_code >= 300:
-            kind = http_kind(answer.status_code)
-            raise SendError(NAME, kind, "esms http error", answer.status_code)
+        check_status(answer, NAME, "esms")
         try:
             data = answer.json()
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -112,8 +107,12 @@ def _scalar(value: object) -> str:
     return str(value)[:100]
 
 
-def provider_from_env(name: str) -> SmsGateway:
-    """The gateway named by SMS_PROVIDER (called by `bot.sms.default_gateway`)."""
+def default_gateway() -> SmsGateway:
+    """The gateway chosen by SMS_PROVIDER; the outbox (`bot.delivery.sms`) unless a provider is
+    set."""
+    name = os.environ.get("SMS_PROVIDER", "outbox")
+    if name == "outbox":
+        return OutboxSmsGateway()
     if name == "esms":
         return EsmsGateway.from_env()
     raise RuntimeError(f"unknown SMS_PROVIDER {name!r} (known: outbox, esms)")

@@ -5,9 +5,10 @@ match TELEGRAM_WEBHOOK_SECRET (403 otherwise); the update is acknowledged at onc
 in the background. Buttons become inline keyboards whose callback_data is a short id (Telegram
 allows 64 bytes, a Vietnamese payload easily takes more); a `/share_contact` button becomes a
 "share my phone" reply-keyboard button, and a shared contact that is the sender's own is passed
-to Rasa as `/link_account` with the phone sealed as a verified fact (`bot.speaker.seal`): the
+to Rasa as `/link_account` with the phone sealed as a verified fact (`bot.identity.speaker.seal`):
+the
 only way a phone number reaches the actions as proven. One chat gets at most
-INBOUND_RATE_PER_MINUTE messages (`bot.ratelimit`), told once when it goes over.
+INBOUND_RATE_PER_MINUTE messages (`bot.identity.ratelimit`), told once when it goes over.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -37,21 +38,19 @@ from telegram import (
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from bot.channel_state import (
+from bot.delivery.channel_state import (
     first_time,
     native_id,
     payload_for,
     remember_payloads,
     sender_id,
-    touch_activity,
 )
-from bot.db import get_engine
-from bot.ratelimit import SenderRateLimit
-from bot.sending import SendError, with_retries
-from bot.speaker import ENVELOPE, VERIFIED_PHONE, seal
-from bot.text import clean_text
-from bot.vn import InvalidValue, normalize_phone
+from bot.delivery.sending import SendError, with_retries
+from bot.identity.speaker import ENVELOPE, VERIFIED_PHONE, seal
+from bot.vietnamese.text import clean_text
+from bot.vietnamese.vn import InvalidValue, normalize_phone
 from connectors import common
+from connectors.channel import ApiChannelInput, ChannelOutput
 
 logger = logging.getLogger(__name__)
 
@@ -145,10 +144,8 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return [*parts, text] if text or not parts else parts
 
 
-class TelegramOutput(OutputChannel):
-    @classmethod
-    def name(cls) -> str:
-        return NAME
+class TelegramOutput(ChannelOutput):
+    NAME = NAME
 
     def __init__(self, api: TelegramApi, engine: Engine) -> None:
         self.api, self.engine = api, engine
@@ -156,10 +153,7 @@ class TelegramOutput(OutputChannel):
     async def _send(self, recipient_id: str, text: str, markup: Any = None) -> None:
         chat = native_id(recipient_id)
         for part in split_text(text):
-            await with_retries(lambda part=part: self.api.send_text(chat, part, markup))
-
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(recipient_id, text)
+            await with_retries(functools.partial(self.api.send_text, chat, part, markup))
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
@@ -203,12 +197,6 @@ class TelegramOutput(OutputChannel):
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         chat = native_id(recipient_id)
         await with_retries(lambda: self.api.call(lambda: self.api.bot.send_photo(chat, image)))
-
-    async def send_custom_json(
-        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
-    ) -> None:
-        if json_message.get("text"):
-            await self._send(recipient_id, str(json_message["text"]))
 
 
 @dataclass
@@ -284,43 +272,18 @@ def interpret(update: Update) -> Inbound:
     return Inbound(chat_id, answer=common.TEXT_ONLY, reason="not text")
 
 
-class TelegramInput(InputChannel):
-    @classmethod
-    def name(cls) -> str:
-        return NAME
+class TelegramInput(ApiChannelInput[TelegramConfig, TelegramApi]):
+    NAME = NAME
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> TelegramInput:
         return cls(TelegramConfig.from_env())
 
-    def __init__(
-        self,
-        config: TelegramConfig | None,
-        engine: Engine | None = None,
-        rate_limit: SenderRateLimit | None = None,
-    ) -> None:
-        self.config = config
-        self._engine = engine
-        self._api: TelegramApi | None = None
-        self.rate_limit = rate_limit or SenderRateLimit.from_env()
+    def _connect(self, config: TelegramConfig) -> TelegramApi:
+        return TelegramApi(config)
 
-    @property
-    def engine(self) -> Engine:
-        return self._engine or get_engine()
-
-    @property
-    def api(self) -> TelegramApi:
-        assert self.config is not None
-        if self._api is None:
-            self._api = TelegramApi(self.config)
-        return self._api
-
-    def get_output_channel(self) -> OutputChannel | None:
-        return TelegramOutput(self.api, self.engine) if self.config else None
-
-    async def close(self) -> None:
-        if self._api is not None:
-            await self._api.close()
+    def _output(self) -> TelegramOutput:
+        return TelegramOutput(self.api, self.engine)
 
     async def handle(self, data: dict[str, Any], on_new_message: common.OnNewMessage) -> None:
         """Handle one update (already authenticated and deduplicated)."""
@@ -335,11 +298,9 @@ class TelegramInput(InputChannel):
             logger.debug("telegram update ignored: %s", inbound.reason)
             return
         sender = sender_id(NAME, inbound.chat_id)
-        output = TelegramOutput(self.api, self.engine)
-        tell = functools.partial(output.send_text_message, sender)
-        if not await common.admitted(self.rate_limit, sender, tell):
+        output = self._output()
+        if not await self.admit(sender, output):
             return
-        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         if inbound.callback_query_id is not None:
             qid = inbound.callback_query_id
             try:  # stops the spinner on the button; the choice still counts if this fails
@@ -382,18 +343,9 @@ class TelegramInput(InputChannel):
     def blueprint(self, on_new_message: common.OnNewMessage) -> Blueprint:
         if self.config is None:
             return common.disabled_blueprint(NAME, "TELEGRAM_BOT_TOKEN/SECRET not set")
-        bp = Blueprint("telegram_webhook", __name__)
         secret = self.config.secret
 
-        @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["POST"])
-        @common.db_outage_503(NAME)
         async def receive(request: Request) -> HTTPResponse:
-            if (refused := common.too_large(request, NAME)) is not None:
-                return refused
             if not common.secrets_equal(request.headers.get(SECRET_HEADER), secret):
                 return common.reject(NAME, 403, "missing or wrong secret token")
             data = common.json_body(request, NAME)
@@ -412,4 +364,4 @@ class TelegramInput(InputChannel):
             )
             return response.json({"ok": True})
 
-        return bp
+        return self.webhook_blueprint(__name__, receive)

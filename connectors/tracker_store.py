@@ -5,7 +5,7 @@ JSON of every event, replaying them into a tracker) and saving it (which first c
 events again) run synchronously inside the Rasa server's single event loop, about a quarter of
 its time under load (py-spy, bench/README.md "Conversations under load"). Here:
 
-- on SQLite, the project's engine (bot/db.py: WAL, pooled connections) replaces Rasa's; on
+- on SQLite, the project's engine (bot/core/db.py: WAL, pooled connections) replaces Rasa's; on
   PostgreSQL, dropped connections are found without a `SELECT 1` before every query;
 - the same SQL runs on a worker thread, so the loop keeps parsing other messages meanwhile (the
   e5 encoder and the database drivers release the GIL); a save's new events go in one
@@ -42,9 +42,10 @@ from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy import create_engine, insert, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import SQLITE_WRITE_LOCK, make_engine, replace_dropped_connections
+from bot.core.db import SQLITE_WRITE_LOCK, make_engine, replace_dropped_connections
 from connectors.rasa_speedups import run_to_end
 
 STORED = "_dvc_stored_events"  # attributes this store sets on the trackers it reads or saves
@@ -52,11 +53,13 @@ HEAD = "_dvc_last_stored_event"
 
 
 class ThreadedSQLTrackerStore(SQLTrackerStore):
+    engine: Engine  # set by Rasa's __init__, replaced in _replace_engine
+
     def __init__(self, *args: Any, cache_size: int = 256, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._replace_engine()
         # Saves read the count, then write: on SQLite they take the write lock first (see
-        # bot/db.py), or a save racing another fails at once with "database is locked".
+        # bot/core/db.py), or a save racing another fails at once with "database is locked".
         self._write_sessions = sessionmaker(
             bind=self.engine.execution_options(**{SQLITE_WRITE_LOCK: True})
         )
@@ -132,9 +135,11 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         multi-row INSERT instead of one per event, counted with a query only for a tracker this
         store did not read or save. True when a conversation session started in them: Rasa
         reads only the latest session, so such a tracker is not kept."""
-        stored = getattr(tracker, STORED, None)
+        stored: int | None = getattr(tracker, STORED, None)
         known = stored is not None
-        new_events, rows = self._new_rows(tracker, stored) if known else ([], [])  # unlocked
+        new_events, rows = (
+            self._new_rows(tracker, stored) if stored is not None else ([], [])  # unlocked
+        )
         with self._one_writer, self._write_sessions() as session:
             if not known:
                 stored = self._event_query(

@@ -6,7 +6,7 @@ answer within 2 seconds, so the event is acknowledged at once and handled in the
 Retried events are dropped by `msg_id`. Replies go out as customer-service messages (with the
 user's msg_id, so they count as replies); buttons become `oa.query.hide` buttons whose payload
 is a short id that comes back as the user's text. One user gets at most INBOUND_RATE_PER_MINUTE
-messages (`bot.ratelimit`), told once when they go over.
+messages (`bot.identity.ratelimit`), told once when they go over.
 """
 
 from __future__ import annotations
@@ -18,25 +18,23 @@ import re
 import time
 from typing import Any
 
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.engine import Engine
 
-from bot.channel_state import (
+from bot.delivery.channel_state import (
     first_time,
     native_id,
     payload_for,
     remember_payloads,
     sender_id,
-    touch_activity,
 )
-from bot.db import get_engine
-from bot.ratelimit import SenderRateLimit
-from bot.sending import with_retries
-from bot.text import clean_text
+from bot.delivery.sending import with_retries
+from bot.vietnamese.text import clean_text
 from connectors import common
+from connectors.channel import ApiChannelInput, ChannelOutput
 from connectors.zalo_api import MAX_TEXT, ZaloApi, ZaloConfig, ZaloTokenStore, signature_ok
 
 logger = logging.getLogger(__name__)
@@ -61,10 +59,8 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return [text[i : i + limit] for i in range(0, len(text), limit)] or [""]
 
 
-class ZaloOutput(OutputChannel):
-    @classmethod
-    def name(cls) -> str:
-        return NAME
+class ZaloOutput(ChannelOutput):
+    NAME = NAME
 
     def __init__(self, api: ZaloApi, engine: Engine, reply_to: str | None = None) -> None:
         self.api, self.engine, self.reply_to = api, engine, reply_to
@@ -75,11 +71,8 @@ class ZaloOutput(OutputChannel):
         for i, part in enumerate(parts):
             extra = buttons if i == len(parts) - 1 else None
             await with_retries(
-                lambda part=part, extra=extra: self.api.send_text(user, part, extra, self.reply_to)
+                functools.partial(self.api.send_text, user, part, extra, self.reply_to)
             )
-
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self._send(recipient_id, text)
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
@@ -103,49 +96,19 @@ class ZaloOutput(OutputChannel):
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         await self._send(recipient_id, image)
 
-    async def send_custom_json(
-        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
-    ) -> None:
-        if json_message.get("text"):
-            await self._send(recipient_id, str(json_message["text"]))
 
-
-class ZaloInput(InputChannel):
-    @classmethod
-    def name(cls) -> str:
-        return NAME
+class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):
+    NAME = NAME
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> ZaloInput:
         return cls(ZaloConfig.from_env())
 
-    def __init__(
-        self,
-        config: ZaloConfig | None,
-        engine: Engine | None = None,
-        rate_limit: SenderRateLimit | None = None,
-    ) -> None:
-        self.config, self._engine = config, engine
-        self._api: ZaloApi | None = None
-        self.rate_limit = rate_limit or SenderRateLimit.from_env()
+    def _connect(self, config: ZaloConfig) -> ZaloApi:
+        return ZaloApi(config, ZaloTokenStore(self.engine, config))
 
-    @property
-    def engine(self) -> Engine:
-        return self._engine or get_engine()
-
-    @property
-    def api(self) -> ZaloApi:
-        assert self.config is not None
-        if self._api is None:
-            self._api = ZaloApi(self.config, ZaloTokenStore(self.engine, self.config))
-        return self._api
-
-    def get_output_channel(self) -> OutputChannel | None:
-        return ZaloOutput(self.api, self.engine) if self.config else None
-
-    async def close(self) -> None:
-        if self._api is not None:
-            await self._api.close()
+    def _output(self) -> ZaloOutput:
+        return ZaloOutput(self.api, self.engine)
 
     async def handle(self, event: dict[str, Any], on_new_message: common.OnNewMessage) -> None:
         """Handle one authenticated, first-seen `user_send_*` event (`receive` checked that
@@ -155,10 +118,8 @@ class ZaloInput(InputChannel):
         msg_id = str(message["msg_id"])
         sender = sender_id(NAME, user)
         output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
-        tell = functools.partial(output.send_text_message, sender)
-        if not await common.admitted(self.rate_limit, sender, tell):
+        if not await self.admit(sender, output):
             return
-        await asyncio.to_thread(touch_activity, self.engine, sender, NAME)
         text = message.get("text") if event.get("event_name") == "user_send_text" else None
         if not isinstance(text, str) or not text.strip():
             logger.info(
@@ -210,17 +171,8 @@ class ZaloInput(InputChannel):
     def blueprint(self, on_new_message: common.OnNewMessage) -> Blueprint:
         if self.config is None:
             return common.disabled_blueprint(NAME, "ZALO_APP_ID/APP_SECRET/OA_SECRET not set")
-        bp = Blueprint("zalo_webhook", __name__)
 
-        @bp.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @bp.route("/webhook", methods=["POST"])
-        @common.db_outage_503(NAME)
         async def receive(request: Request) -> HTTPResponse:
-            if (refused := common.too_large(request, NAME)) is not None:
-                return refused
             event = common.json_body(request, NAME)
             if isinstance(event, HTTPResponse):
                 return event
@@ -250,4 +202,4 @@ class ZaloInput(InputChannel):
             )
             return response.json({"status": "ok"})
 
-        return bp
+        return self.webhook_blueprint(__name__, receive)

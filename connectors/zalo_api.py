@@ -26,10 +26,12 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from bot.db import unit_of_work
-from bot.models import ZaloToken, utcnow
-from bot.sending import SendError, http_kind
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.core.models import ZaloToken
+from bot.delivery.sending import SendError
 from connectors import common
+from connectors.provider_http import check_status, provider_errors
 
 logger = logging.getLogger(__name__)
 
@@ -243,16 +245,12 @@ class ZaloApi:
     async def post(self, channel: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST with the access token; one refresh-and-retry on an invalid token."""
         for attempt in (1, 2):
-            token = self.store.cached() or await asyncio.to_thread(self.store.access_token)
-            try:
+            token = self.store.cached()
+            if not token:  # not `cached() or await …`: mypy infers that as `str | None`
+                token = await asyncio.to_thread(self.store.access_token)
+            with provider_errors(channel, "zalo"):
                 answer = await self.client.post(url, json=body, headers={"access_token": token})
-            except httpx.TimeoutException as exc:
-                raise SendError(channel, "retry", "zalo timeout") from exc
-            except httpx.TransportError as exc:
-                raise SendError(channel, "retry", f"zalo {type(exc).__name__}") from exc
-            if answer.status_code >= 300:
-                kind = http_kind(answer.status_code)
-                raise SendError(channel, kind, "zalo http error", answer.status_code)
+            check_status(answer, channel, "zalo")
             try:
                 data = answer.json()
                 code = int(data.get("error", 0))

@@ -6,13 +6,15 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable, MutableSequence
 from dataclasses import asdict
+from typing import cast
 
-from bot.catalogue import get_catalogue
-from bot.config import load_settings
-from bot.db import get_engine, make_engine
-from bot.migrate import upgrade
-from bot.pii import configure_logging
+from bot.catalogue.model import get_catalogue
+from bot.core.config import load_settings
+from bot.core.db import get_engine, make_engine
+from bot.core.migrate import upgrade
+from bot.governance.pii import configure_logging
 from console.config import ConsoleSettings, tracker_db_url
 
 
@@ -34,7 +36,10 @@ def cmd_serve(_: argparse.Namespace) -> int:
         await rasa.close()
         await replies.close()
 
-    app.on_cleanup.append(close)
+    # aiohttp 3.9 declares its signals for aiosignal < 1.4: with 1.4's generic `Signal` the
+    # declared element type of `on_cleanup` is wrong, so name the right one.
+    cleanup = cast("MutableSequence[Callable[[web.Application], Awaitable[None]]]", app.on_cleanup)
+    cleanup.append(close)
     print(f"Officer console on http://{settings.host}:{settings.port}", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from bot.models import AuditEntry, ConsoleSession, Officer, utcnow
-from bot.officers import hash_password, verify_password
+from bot.core.clock import utcnow
+from bot.core.models import AuditEntry, ConsoleSession, Officer
+from bot.governance import audit
+from bot.identity.officers import hash_password, verify_password
 from console.config import ConsoleSettings
 
 ROLE_RANK = {"officer": 1, "supervisor": 2, "admin": 3}
@@ -47,7 +49,9 @@ class CurrentOfficer:
 
     def revealed(self, key: str, now: dt.datetime | None = None) -> bool:
         until = self.reveals.get(key)
-        return bool(until) and dt.datetime.fromisoformat(until) > (now or utcnow())
+        if not until:
+            return False
+        return dt.datetime.fromisoformat(until) > (now or utcnow())
 
     @property
     def role_label(self) -> str:
@@ -61,7 +65,7 @@ class LoginResult:
     throttled: bool = False
 
 
-def _failures(session: Session, column, value: str, since: dt.datetime) -> int:  # type: ignore[no-untyped-def]
+def _failures(session: Session, column, value: str, since: dt.datetime) -> int:
     return session.scalar(
         select(func.count())
         .select_from(AuditEntry)
@@ -83,7 +87,7 @@ def _serialize_attempts(session: Session, username: str, ip: str) -> None:
     """Count-then-insert must be one step, or concurrent attempts all pass the count. On
     PostgreSQL: transaction-scoped advisory locks on the name, then the address (always in this
     order: no deadlock). SQLite needs nothing: the console's units of work begin with
-    BEGIN IMMEDIATE (bot/db.py), so they run one at a time."""
+    BEGIN IMMEDIATE (bot/core/db.py), so they run one at a time."""
     if session.get_bind().dialect.name != "postgresql":
         return
     for key in (_lock_key("user", username), _lock_key("ip", ip)):
@@ -117,9 +121,7 @@ def login(
     officer = session.scalar(select(Officer).where(Officer.username == username))
     valid = verify_password(password, officer.password_hash if officer else _DUMMY_HASH)
     if officer is None or not valid or not officer.active:
-        session.add(
-            AuditEntry(actor=ip[:80], action="console.login_failed", target_id=username[:80])
-        )
+        audit.record(session, ip, "console.login_failed", target_id=username)
         return LoginResult(None, "Tên đăng nhập hoặc mật khẩu không đúng.")
     token = secrets.token_urlsafe(32)
     session.add(
@@ -134,7 +136,7 @@ def login(
         )
     )
     officer.last_login_at = now
-    session.add(AuditEntry(actor=officer.username, action="console.login", detail={"ip": ip}))
+    audit.record(session, officer.username, "console.login", detail={"ip": ip})
     return LoginResult(token)
 
 
@@ -167,7 +169,7 @@ def load_session(
 
 def logout(session: Session, current: CurrentOfficer) -> None:
     session.execute(delete(ConsoleSession).where(ConsoleSession.id == current.session_id))
-    session.add(AuditEntry(actor=current.username, action="console.logout"))
+    audit.record(session, current.username, "console.logout")
 
 
 def purge_sessions(session: Session, settings: ConsoleSettings, now: dt.datetime) -> int:
@@ -214,12 +216,11 @@ def grant_reveal(
         return
     until = now + dt.timedelta(minutes=settings.reveal_minutes)
     row.reveals = {**(row.reveals or {}), key: until.isoformat()}
-    session.add(
-        AuditEntry(
-            actor=current.username,
-            action=f"{target_type}.reveal",
-            target_type=target_type,
-            target_id=target_id[:80],
-            detail={"reason": reason, "until": until.isoformat(timespec="seconds")},
-        )
+    audit.record(
+        session,
+        current.username,
+        f"{target_type}.reveal",
+        target_type=target_type,
+        target_id=target_id,
+        detail={"reason": reason, "until": until.isoformat(timespec="seconds")},
     )

@@ -77,8 +77,8 @@ class ChannelReplySender:
         self._close: Callable[[], Awaitable[None]] | None = None
 
     async def send(self, channel: str, conversation_id: str, text: str, key: str) -> None:
-        from bot.delivery import Notice, Route
-        from bot.sending import SendError
+        from bot.delivery.deliverer import Notice, Route
+        from bot.delivery.sending import SendError
 
         if self._senders is None:
             from connectors.senders import build_senders

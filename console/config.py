@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.config import rasa_auth_token, secret, var_dir
-from bot.proxies import parse_trusted
+from bot.core.config import rasa_auth_token, secret, var_dir
+from bot.identity.proxies import parse_trusted
 
 
 def tracker_db_url(env: Mapping[str, str] = os.environ) -> str:
@@ -33,7 +33,8 @@ class ConsoleSettings:
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: str | None = None
     page_size: int = 50
-    # Addresses whose X-Real-IP header names the client (bot/proxies.py). None by default, so a
+    # Addresses whose X-Real-IP header names the client (bot/identity/proxies.py). None by default,
+    # so a
     # local client cannot choose its address; deploy/env.example names the local nginx (behind
     # it every officer would otherwise share its address, and one throttled IP lock out all).
     trusted_proxies: frozenset[str] = frozenset()

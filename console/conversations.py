@@ -11,8 +11,8 @@ from sqlalchemy import and_, exists, false, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.catalogue import Catalogue
-from bot.models import (
+from bot.catalogue.model import Catalogue
+from bot.core.models import (
     ChannelBinding,
     Citizen,
     ConversationComment,
@@ -22,7 +22,7 @@ from bot.models import (
     Handoff,
     MessageFlag,
 )
-from bot.speaker import REST, VERIFIED_CHANNELS
+from bot.identity.speaker import REST, VERIFIED_CHANNELS
 from console.indexer import query_words
 from console.masking import Masker, conversation_masker
 from console.timefmt import day_start_utc, parse_day

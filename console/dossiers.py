@@ -1,7 +1,8 @@
 """Dossier queue, detail and status changes.
 
-A status change writes the dossier's new status and a `DossierStatusChange` row in one
-transaction; that row is what the scheduler's status notices pick up to tell the citizen.
+A status change follows the dossier lifecycle's officer moves (`bot.core.lifecycles.DOSSIER`) and
+writes the dossier's new status and a `DossierStatusChange` row in one transaction; that row is
+what the scheduler's status notices pick up to tell the citizen.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.catalogue import Catalogue
-from bot.dossiers import STATUS_LABELS
-from bot.fields import display_value, validator_of
-from bot.models import AuditEntry, Citizen, Consent, Dossier, DossierStatusChange
+from bot.catalogue.fields import display_value, validator_of
+from bot.catalogue.model import Catalogue
+from bot.core.lifecycles import (
+    DOSSIER,
+    DOSSIER_AWAITING_OFFICER,
+    Actor,
+    DossierStatus,
+    ForbiddenTransition,
+)
+from bot.core.models import Citizen, Consent, Dossier, DossierStatusChange
+from bot.dossiers.submission import STATUS_LABELS
+from bot.governance import audit
 from console.masking import SENSITIVE_VALIDATORS, Masker, citizen_pairs, mask_email
 from console.timefmt import day_start_utc, parse_day
 
-TRANSITIONS = {
-    "prepared": ("received", "cancelled"),
-    "received": ("processing", "needs_info", "rejected"),
-    "processing": ("needs_info", "completed", "rejected"),
-    "needs_info": ("processing", "completed", "rejected"),
-}
-NOTE_REQUIRED = {"needs_info", "rejected"}
-OPEN_STATUSES = ("received", "processing", "needs_info")
+NOTE_REQUIRED = frozenset({DossierStatus.NEEDS_INFO, DossierStatus.REJECTED})
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,12 @@ class DossierFilter:
         return urlencode({k: v for k, v in values.items() if v})
 
 
-def dossier_query(flt: DossierFilter):  # type: ignore[no-untyped-def]
+def dossier_query(flt: DossierFilter):
     query = select(Dossier, Citizen.full_name).outerjoin(Citizen, Citizen.id == Dossier.citizen_id)
     if flt.service:
         query = query.where(Dossier.service_code == flt.service)
     if flt.status == "open":
-        query = query.where(Dossier.status.in_(OPEN_STATUSES))
+        query = query.where(Dossier.status.in_(DOSSIER_AWAITING_OFFICER))
     elif flt.status != "all":
         query = query.where(Dossier.status == flt.status)
     if flt.date_from:
@@ -120,7 +122,7 @@ class DossierView:
     consent: Consent | None
     consent_text: str
     history: list[DossierStatusChange]
-    next_statuses: tuple[str, ...]
+    next_statuses: tuple[DossierStatus, ...]
     revealed: bool
 
 
@@ -157,7 +159,7 @@ def dossier_view(
         consent,
         consent_text,
         list(dossier.history),
-        TRANSITIONS.get(dossier.status, ()),
+        DOSSIER.targets(dossier.status, by=Actor.OFFICER),
         revealed,
     )
 
@@ -169,25 +171,26 @@ def change_status(
     dossier = session.get(Dossier, dossier_id, with_for_update=True)
     if dossier is None:
         return "Không tìm thấy hồ sơ."
-    if status not in TRANSITIONS.get(dossier.status, ()):
+    try:
+        target = DOSSIER.check(dossier.status, status, by=Actor.OFFICER)
+    except ForbiddenTransition:
         current = STATUS_LABELS.get(dossier.status, dossier.status)
         return f"Không thể chuyển hồ sơ từ trạng thái «{current}» sang trạng thái đã chọn."
     note = " ".join(note.split())[:1000]
-    if status in NOTE_REQUIRED and not note:
+    if target in NOTE_REQUIRED and not note:
         return "Cần ghi rõ lý do hoặc thông tin công dân phải bổ sung."
-    previous, dossier.status = dossier.status, status
+    previous, dossier.status = dossier.status, target
     session.add(
         DossierStatusChange(
-            dossier_id=dossier.id, status=status, note=note or None, changed_by=officer
+            dossier_id=dossier.id, status=target, note=note or None, changed_by=officer
         )
     )
-    session.add(
-        AuditEntry(
-            actor=officer,
-            action="dossier.status",
-            target_type="dossier",
-            target_id=dossier.code,
-            detail={"from": previous, "to": status},
-        )
+    audit.record(
+        session,
+        officer,
+        "dossier.status",
+        target_type="dossier",
+        target_id=dossier.code,
+        detail={"from": previous, "to": target},
     )
     return None

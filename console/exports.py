@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.dossiers import STATUS_LABELS
-from bot.models import AuditEntry, Dossier, SatisfactionRating
-from bot.pii import mask_text
+from bot.core.models import Dossier, SatisfactionRating
+from bot.dossiers.submission import STATUS_LABELS
+from bot.governance import audit
+from bot.governance.pii import mask_text
 from console.conversations import ConversationFilter, list_conversations
 from console.dossiers import DossierFilter, dossier_query
 from console.masking import Masker
@@ -38,10 +39,8 @@ def to_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-def _audit(officer: str, kind: str, rows: int, filters: dict) -> AuditEntry:
-    return AuditEntry(
-        actor=officer, action=f"export.{kind}", detail={"rows": rows, "filters": filters}
-    )
+def _audit(session: Session, officer: str, kind: str, rows: int, filters: dict) -> None:
+    audit.record(session, officer, f"export.{kind}", detail={"rows": rows, "filters": filters})
 
 
 def conversations_csv(session: Session, flt: ConversationFilter, officer: str) -> bytes:
@@ -68,7 +67,7 @@ def conversations_csv(session: Session, flt: ConversationFilter, officer: str) -
         )
         if cursor is None:
             break
-    session.add(_audit(officer, "conversations", len(rows), flt.params()))
+    _audit(session, officer, "conversations", len(rows), flt.params())
     header = [
         "Hội thoại",
         "Kênh",
@@ -101,7 +100,7 @@ def dossiers_csv(session: Session, flt: DossierFilter, officer: str) -> bytes:
         ]
         for d, name in found
     ]
-    session.add(_audit(officer, "dossiers", len(rows), {"status": flt.status}))
+    _audit(session, officer, "dossiers", len(rows), {"status": flt.status})
     header = ["Mã hồ sơ", "Thủ tục", "Trạng thái", "Ngày nộp", "Hẹn trả", "Công dân", "Kênh"]
     return to_csv(header, rows)
 
@@ -124,5 +123,5 @@ def ratings_csv(session: Session, start: dt.datetime, end: dt.datetime, officer:
         ]
         for r, code in found
     ]
-    session.add(_audit(officer, "ratings", len(rows), {"from": str(start), "to": str(end)}))
+    _audit(session, officer, "ratings", len(rows), {"from": str(start), "to": str(end)})
     return to_csv(["Thời điểm", "Thủ tục", "Điểm", "Kênh", "Mã hồ sơ", "Góp ý"], rows)

@@ -12,9 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.db import unit_of_work
-from bot.handoffs import close_handoff
-from bot.models import AuditEntry, ConversationSummary, Handoff, HandoffReply, utcnow
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.core.lifecycles import (
+    HANDOFF,
+    HANDOFF_ACTIVE,
+    HANDOFF_REPLY,
+    HandoffReplyStatus,
+    HandoffStatus,
+)
+from bot.core.models import ConversationSummary, Handoff, HandoffReply
+from bot.governance import audit
+from bot.service.handoffs import close_handoff
 from console.auth import CurrentOfficer
 from console.channels import ChannelError, RasaApi, ReplySender
 from console.masking import Masker
@@ -44,7 +53,7 @@ def queue(session: Session, now: dt.datetime | None = None) -> list[QueueRow]:
     found = session.execute(
         select(Handoff, ConversationSummary.id)
         .outerjoin(ConversationSummary, ConversationSummary.sender_id == Handoff.sender_id)
-        .where(Handoff.status.in_(["open", "taken"]))
+        .where(Handoff.status.in_(HANDOFF_ACTIVE))
         .order_by(Handoff.created_at, Handoff.id)
         .limit(500)
     ).all()
@@ -64,26 +73,23 @@ def queue(session: Session, now: dt.datetime | None = None) -> list[QueueRow]:
     ]
 
 
-def _audit(officer: str, action: str, handoff: Handoff, **detail: object) -> AuditEntry:
-    return AuditEntry(
-        actor=officer,
-        action=action,
-        target_type="handoff",
-        target_id=str(handoff.id),
-        detail=dict(detail),
+def _audit(session: Session, officer: str, action: str, handoff: Handoff, **detail: object) -> None:
+    audit.record(
+        session, officer, action, target_type="handoff", target_id=str(handoff.id), detail=detail
     )
 
 
 def take(session: Session, handoff_id: int, officer: CurrentOfficer) -> str | None:
     """Claim an open request; returns an error message, or None."""
     handoff = session.get(Handoff, handoff_id, with_for_update=True)
-    if handoff is None or handoff.status == "closed":
+    if handoff is None or handoff.status == HandoffStatus.CLOSED:
         return "Yêu cầu không còn mở."
-    if handoff.status == "taken" and handoff.officer != officer.username:
+    if handoff.status == HandoffStatus.TAKEN and handoff.officer != officer.username:
         return f"Yêu cầu đã được cán bộ {handoff.officer} nhận."
-    handoff.status, handoff.officer = "taken", officer.username
+    HANDOFF.move(handoff, HandoffStatus.TAKEN)
+    handoff.officer = officer.username
     handoff.taken_at = handoff.taken_at or utcnow()
-    session.add(_audit(officer.username, "handoff.take", handoff))
+    _audit(session, officer.username, "handoff.take", handoff)
     return None
 
 
@@ -102,7 +108,11 @@ def _start_reply(
 ) -> tuple[Handoff | None, str | None]:
     with unit_of_work(engine) as session:
         handoff = session.get(Handoff, handoff_id)
-        if handoff is None or handoff.status != "taken" or handoff.officer != officer.username:
+        if (
+            handoff is None
+            or handoff.status != HandoffStatus.TAKEN
+            or handoff.officer != officer.username
+        ):
             return None, "Hãy nhận yêu cầu này trước khi trả lời."
         if session.scalar(select(HandoffReply.id).where(HandoffReply.key == key)) is not None:
             return None, None  # the same form submitted twice: sent once already
@@ -118,10 +128,11 @@ def _finish_reply(engine: Engine, key: str, error: str | None, officer: str) -> 
         reply = session.scalar(select(HandoffReply).where(HandoffReply.key == key))
         if reply is None:
             return
-        reply.status, reply.error = ("failed", error) if error else ("sent", None)
+        HANDOFF_REPLY.move(reply, HandoffReplyStatus.FAILED if error else HandoffReplyStatus.SENT)
+        reply.error = error or None
         handoff = session.get(Handoff, reply.handoff_id)
         if handoff is not None:
-            session.add(_audit(officer, "handoff.reply", handoff, status=reply.status))
+            _audit(session, officer, "handoff.reply", handoff, status=reply.status)
 
 
 async def reply(
@@ -158,9 +169,9 @@ async def reply(
 def _closable(engine: Engine, handoff_id: int, officer: CurrentOfficer) -> tuple[str, str | None]:
     with unit_of_work(engine) as session:
         handoff = session.get(Handoff, handoff_id)
-        if handoff is None or handoff.status == "closed":
+        if handoff is None or handoff.status == HandoffStatus.CLOSED:
             return "", "Yêu cầu đã được đóng."
-        mine = handoff.status != "taken" or handoff.officer == officer.username
+        mine = handoff.status != HandoffStatus.TAKEN or handoff.officer == officer.username
         if not mine and not officer.can("supervisor"):
             return "", f"Yêu cầu do cán bộ {handoff.officer} phụ trách."
         return handoff.sender_id, None
@@ -169,9 +180,9 @@ def _closable(engine: Engine, handoff_id: int, officer: CurrentOfficer) -> tuple
 def _close(engine: Engine, handoff_id: int, officer: str) -> None:
     with unit_of_work(engine) as session:
         handoff = session.get(Handoff, handoff_id)
-        if handoff is not None and handoff.status != "closed":
+        if handoff is not None and handoff.status != HandoffStatus.CLOSED:
             close_handoff(session, handoff, officer)
-            session.add(_audit(officer, "handoff.close", handoff))
+            _audit(session, officer, "handoff.close", handoff)
 
 
 async def close(

@@ -17,11 +17,11 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.db import unit_of_work
-from bot.models import ConsoleSyncState, ConversationSummary, ConversationTag
-from bot.pii import mask_text
-from bot.speaker import channel_of
-from bot.vn import fold
+from bot.core.db import unit_of_work
+from bot.core.models import ConsoleSyncState, ConversationSummary, ConversationTag
+from bot.governance.pii import mask_text
+from bot.identity.speaker import channel_of
+from bot.vietnamese.vn import fold
 from console.tracker import Entry, events, has_events_table, rows_to_entries
 
 STATE_NAME = "tracker"

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.db import unit_of_work
-from bot.models import utcnow
+from bot.core.clock import TZ_NAME, utcnow
+from bot.core.db import unit_of_work
 from console import auth, indexer, retention
 from console.web import DEPS, Deps
 
@@ -55,7 +55,7 @@ def schedule(scheduler: AsyncIOScheduler, deps: Deps) -> None:
         "cron",
         hour=2,
         minute=30,
-        timezone="Asia/Ho_Chi_Minh",
+        timezone=TZ_NAME,
         id="console.retention",
         **common,
     )

@@ -14,9 +14,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.config import PROJECT_ROOT
-from bot.models import AuditEntry, ConversationComment, ConversationLabel, MessageFlag, utcnow
-from bot.pii import mask_text
+from bot.core.clock import utcnow
+from bot.core.config import PROJECT_ROOT
+from bot.core.models import ConversationComment, ConversationLabel, MessageFlag
+from bot.governance import audit
+from bot.governance.pii import mask_text
 from console.tracker import events, parse_event
 
 KEEP = "keep"
@@ -49,7 +51,7 @@ def add_label(session: Session, sender_id: str, label: str, officer: str) -> Non
     if exists is None:
         session.add(ConversationLabel(sender_id=sender_id, label=label, created_by=officer))
     if label == KEEP:
-        session.add(_audit(officer, "conversation.keep", sender_id, {"keep": True}))
+        _audit(session, officer, "conversation.keep", sender_id, {"keep": True})
 
 
 def remove_label(session: Session, sender_id: str, label: str, officer: str) -> None:
@@ -59,7 +61,7 @@ def remove_label(session: Session, sender_id: str, label: str, officer: str) -> 
         )
     )
     if label == KEEP:
-        session.add(_audit(officer, "conversation.keep", sender_id, {"keep": False}))
+        _audit(session, officer, "conversation.keep", sender_id, {"keep": False})
 
 
 def add_comment(session: Session, sender_id: str, officer: str, text: str) -> None:
@@ -69,13 +71,9 @@ def add_comment(session: Session, sender_id: str, officer: str, text: str) -> No
     session.add(ConversationComment(sender_id=sender_id, officer=officer, text=text[:MAX_COMMENT]))
 
 
-def _audit(officer: str, action: str, sender_id: str, detail: dict) -> AuditEntry:
-    return AuditEntry(
-        actor=officer,
-        action=action,
-        target_type="conversation",
-        target_id=sender_id[:80],
-        detail=detail,
+def _audit(session: Session, officer: str, action: str, sender_id: str, detail: dict) -> None:
+    audit.record(
+        session, officer, action, target_type="conversation", target_id=sender_id, detail=detail
     )
 
 
@@ -155,5 +153,5 @@ def export_flags(session: Session, officer: str, include_exported: bool = False)
     now = utcnow()
     for flag in flags:
         flag.exported_at = flag.exported_at or now
-    session.add(AuditEntry(actor=officer, action="flags.export", detail={"messages": len(flags)}))
+    audit.record(session, officer, "flags.export", detail={"messages": len(flags)})
     return nlu_yaml(flags)

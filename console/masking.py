@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.catalogue import Catalogue
-from bot.fields import validator_of
-from bot.models import ChannelBinding, Citizen, DossierDraft, Handoff, LinkChallenge
-from bot.pii import mask_cccd, mask_name, mask_phone, mask_text
+from bot.catalogue.fields import validator_of
+from bot.catalogue.model import Catalogue
+from bot.core.models import ChannelBinding, Citizen, DossierDraft, Handoff, LinkChallenge
+from bot.governance.pii import mask_cccd, mask_name, mask_phone, mask_text
 
 SENSITIVE_VALIDATORS = {"cccd": mask_cccd, "phone": mask_phone, "name": mask_name}
 
@@ -89,7 +89,7 @@ def citizens_of_conversation(session: Session, channel: str, sender_id: str) -> 
             )
         )
     ids.update(session.scalars(select(Handoff.citizen_id).where(Handoff.sender_id == sender_id)))
-    ids.discard(None)  # type: ignore[arg-type]
+    ids.discard(None)
     if not ids:
         return []
     return list(session.scalars(select(Citizen).where(Citizen.id.in_(ids))))
@@ -109,7 +109,7 @@ def conversation_masker(
     return Masker(pairs, revealed)
 
 
-def dossier_value_pairs(catalogue: Catalogue, service, values: dict) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def dossier_value_pairs(catalogue: Catalogue, service, values: dict) -> list[tuple[str, str]]:
     """(raw, masked) for the personal fields of a dossier's values."""
     if service is None:
         return []

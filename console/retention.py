@@ -11,17 +11,17 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.models import (
-    AuditEntry,
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.core.models import (
     ChannelBinding,
     ConversationLabel,
     ConversationSummary,
     Handoff,
     HandoffReply,
-    utcnow,
 )
-from bot.tracker_store import events
+from bot.core.tracker_store import events
+from bot.governance import audit
 from console.indexer import refresh
 from console.labels import KEEP
 
@@ -95,7 +95,7 @@ def purge_expired(
                 _forget_handoff_texts(session, sender, cutoff)
             refresh(session, tracker, [s for s, _ in due], threshold)
     with unit_of_work(engine) as session:
-        session.add(AuditEntry(actor="retention", action="retention.purge", detail=asdict(report)))
+        audit.record(session, "retention", "retention.purge", detail=asdict(report))
     log.info("retention: %s", report)
     return report
 
@@ -113,7 +113,7 @@ def _count(tracker: Engine, due: list[tuple[str, dt.datetime]]) -> int:
     return total
 
 
-def _forget_handoff_texts(session, sender: str, cutoff: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+def _forget_handoff_texts(session, sender: str, cutoff: dt.datetime) -> None:
     """What citizens and officers wrote in old hand-offs goes with the conversation."""
     old = select(Handoff.id).where(Handoff.sender_id == sender, Handoff.created_at < cutoff)
     session.execute(

@@ -1,21 +1,20 @@
-"""Officers work in Vietnam time (UTC+7); the databases keep naive UTC."""
+"""Officers work in Vietnam time (`bot.core.clock`); the databases keep naive UTC."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-VN = dt.timezone(dt.timedelta(hours=7))
+from bot.core.clock import local_to_stored, to_local
 
 
 def local(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.timezone.utc).astimezone(VN).replace(tzinfo=None)
+    """A stored time as the officer reads it (naive local)."""
+    return None if value is None else to_local(value).replace(tzinfo=None)
 
 
 def day_start_utc(day: dt.date) -> dt.datetime:
     """00:00 Vietnam time of `day`, as naive UTC."""
-    return dt.datetime.combine(day, dt.time(), VN).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return local_to_stored(day)
 
 
 def fmt(value: dt.datetime | None, pattern: str = "%d/%m/%Y %H:%M") -> str:

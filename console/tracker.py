@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.tracker_store import ensure_events_table, events, has_events_table
+from bot.core.tracker_store import ensure_events_table, events, has_events_table
 
 __all__ = ["Entry", "ensure_events_table", "events", "has_events_table", "load_transcript"]
 
@@ -106,14 +106,8 @@ def parse_event(event_id: int, type_name: str, timestamp: float | None, data: st
     if type_name == "action":
         return Entry(event_id, "action", at, name=body.get("name"))
     if type_name == "slot":
-        value = body.get("value")
-        return Entry(
-            event_id,
-            "slot",
-            at,
-            name=body.get("name"),
-            value=None if value is None else _str(value),
-        )
+        shown = None if (value := body.get("value")) is None else _str(value)
+        return Entry(event_id, "slot", at, name=body.get("name"), value=shown)
     if type_name in ("session_started", "pause", "resume"):
         return Entry(event_id, {"session_started": "session"}.get(type_name, type_name), at)
     return Entry(event_id, "other", at, name=type_name)

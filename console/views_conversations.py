@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bot.models import ConversationSummary, utcnow
+from bot.core.models import ConversationSummary
 from console import auth, labels
 from console.conversations import ConversationFilter, list_conversations, transcript
 from console.indexer import refresh
 from console.web import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
+    attachment,
     back,
     client_ip,
     db,
@@ -23,6 +26,7 @@ from console.web import (
     redirect,
     render,
     requires,
+    reveal,
     set_session_cookie,
 )
 
@@ -143,7 +147,7 @@ async def conversation_detail(request: web.Request) -> web.Response:
     d, current = deps(request), officer(request)
     key = f"c:{_conversation_id(request)}"
 
-    def load(session: Session):  # type: ignore[no-untyped-def]
+    def load(session: Session):
         summary = _summary(session, _conversation_id(request))
         refresh(session, d.tracker, [summary.sender_id], d.settings.low_confidence)
         summary = _summary(session, summary.id)
@@ -171,78 +175,64 @@ async def conversation_detail(request: web.Request) -> web.Response:
 @routes.post(r"/conversations/{id:\d+}/reveal")
 @requires("supervisor")
 async def conversation_reveal(request: web.Request) -> web.Response:
-    form = await request.post()
-    reason = " ".join(str(form.get("reason", "")).split())[:500]
-    url = f"/conversations/{_conversation_id(request)}"
-    if len(reason) < 5:
-        raise redirect(url, "Cần ghi lý do xem dữ liệu đầy đủ (ít nhất 5 ký tự).")
-
-    def grant(session: Session) -> None:
+    def target(session: Session) -> tuple[str, str, str]:
         summary = _summary(session, _conversation_id(request))
-        auth.grant_reveal(
-            session,
-            deps(request).settings,
-            officer(request),
-            f"c:{summary.id}",
-            reason,
-            "conversation",
-            summary.sender_id,
-        )
+        return f"c:{summary.id}", "conversation", summary.sender_id
 
-    await db(request, grant)
-    raise redirect(url, "Đã hiển thị dữ liệu đầy đủ; thao tác đã được ghi nhật ký.")
+    await reveal(request, f"/conversations/{_conversation_id(request)}", target)
 
 
-async def _with_sender(request: web.Request, fn, *args) -> None:  # type: ignore[no-untyped-def]
+async def _for_sender(
+    request: web.Request,
+    done: str,
+    fn: Callable[..., None],
+    *args: Any,
+    to_form_page: bool = False,
+) -> NoReturn:
+    """Run `fn(session, sender_id, *args)` for the conversation, then back to it (or to the
+    page the form was on) with `done`, or with the LabelError's message."""
+    url = f"/conversations/{_conversation_id(request)}"
+
     def work(session: Session) -> None:
         summary = _summary(session, _conversation_id(request))
         fn(session, summary.sender_id, *args)
 
-    await db(request, work)
+    try:
+        await db(request, work)
+    except labels.LabelError as exc:
+        raise redirect(url, str(exc)) from None
+    raise redirect(back(request, url) if to_form_page else url, done)
 
 
 @routes.post(r"/conversations/{id:\d+}/labels")
 async def label_add(request: web.Request) -> web.Response:
-    form = await request.post()
-    url = f"/conversations/{_conversation_id(request)}"
-    try:
-        await _with_sender(
-            request, labels.add_label, str(form.get("label", "")), officer(request).username
-        )
-    except labels.LabelError as exc:
-        raise redirect(url, str(exc)) from None
-    raise redirect(url, "Đã gắn nhãn.")
+    label = str((await request.post()).get("label", ""))
+    await _for_sender(request, "Đã gắn nhãn.", labels.add_label, label, officer(request).username)
 
 
 @routes.post(r"/conversations/{id:\d+}/labels/delete")
 async def label_remove(request: web.Request) -> web.Response:
-    form = await request.post()
-    await _with_sender(
-        request, labels.remove_label, str(form.get("label", "")), officer(request).username
-    )
-    raise redirect(f"/conversations/{_conversation_id(request)}", "Đã bỏ nhãn.")
+    label = str((await request.post()).get("label", ""))
+    await _for_sender(request, "Đã bỏ nhãn.", labels.remove_label, label, officer(request).username)
 
 
 @routes.post(r"/conversations/{id:\d+}/comments")
 async def comment_add(request: web.Request) -> web.Response:
-    form = await request.post()
-    url = f"/conversations/{_conversation_id(request)}"
-    try:
-        await _with_sender(
-            request, labels.add_comment, officer(request).username, str(form.get("text", ""))
-        )
-    except labels.LabelError as exc:
-        raise redirect(url, str(exc)) from None
-    raise redirect(url, "Đã lưu ghi chú.")
+    text = str((await request.post()).get("text", ""))
+    await _for_sender(
+        request, "Đã lưu ghi chú.", labels.add_comment, officer(request).username, text
+    )
 
 
 @routes.post(r"/conversations/{id:\d+}/flags")
 async def flag_add(request: web.Request) -> web.Response:
     form = await request.post()
-    url = f"/conversations/{_conversation_id(request)}"
     event_id = str(form.get("event_id", ""))
     if not event_id.isdigit():
-        raise redirect(url, "Không tìm thấy tin nhắn của công dân này.")
+        raise redirect(
+            f"/conversations/{_conversation_id(request)}",
+            "Không tìm thấy tin nhắn của công dân này.",
+        )
 
     def flag(session: Session, sender_id: str) -> None:
         labels.flag_message(
@@ -254,11 +244,7 @@ async def flag_add(request: web.Request) -> web.Response:
             officer(request).username,
         )
 
-    try:
-        await _with_sender(request, flag)
-    except labels.LabelError as exc:
-        raise redirect(url, str(exc)) from None
-    raise redirect(back(request, url), "Đã đánh dấu tin nhắn bị hiểu sai.")
+    await _for_sender(request, "Đã đánh dấu tin nhắn bị hiểu sai.", flag, to_form_page=True)
 
 
 @routes.get("/flags")
@@ -273,10 +259,4 @@ async def flag_list(request: web.Request) -> web.Response:
 async def flag_export(request: web.Request) -> web.Response:
     form = await request.post()
     text = await db(request, labels.export_flags, officer(request).username, form.get("all") == "1")
-    stamp = utcnow().strftime("%Y%m%d-%H%M")
-    return web.Response(
-        text=text,
-        content_type="application/x-yaml",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="nlu-flagged-{stamp}.yml"'},
-    )
+    return attachment(text.encode("utf-8"), "nlu-flagged", "yml", "application/x-yaml")

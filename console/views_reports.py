@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.dossiers import STATUS_LABELS
-from bot.models import AuditEntry, utcnow
-from bot.reports import OVERALL, SATISFACTION_TARGET, SUBMISSION_TARGET, build_report
+from bot.core.clock import utcnow
+from bot.core.models import AuditEntry
+from bot.dossiers.submission import STATUS_LABELS
+from bot.governance.reports import OVERALL, SATISFACTION_TARGET, SUBMISSION_TARGET, build_report
 from console import exports
 from console.charts import bar_chart
 from console.conversations import ConversationFilter
 from console.dossiers import DossierFilter
 from console.timefmt import day_start_utc, local, parse_day
-from console.web import db, deps, officer, render, requires
+from console.web import Handler, attachment, db, deps, officer, render, requires
 
 routes = web.RouteTableDef()
 
@@ -89,38 +92,37 @@ async def exports_page(request: web.Request) -> web.Response:
     return render(request, "exports.html", start=start, end=end)
 
 
-def _csv(body: bytes, name: str) -> web.Response:
-    stamp = utcnow().strftime("%Y%m%d-%H%M")
-    return web.Response(
-        body=body,
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'},
-    )
+# The CSV exports (supervisors only): /exports/<path>.csv, saved as <name>-<time>.csv, built
+# by `build(session, *arguments(request), officer)`.
+Arguments = Callable[[web.Request], Sequence[Any]]
+_EXPORTS: tuple[tuple[str, str, Callable[..., bytes], Arguments], ...] = (
+    (
+        "conversations",
+        "hoi-thoai",
+        exports.conversations_csv,
+        lambda request: (ConversationFilter.from_query(request.query),),
+    ),
+    (
+        "dossiers",
+        "ho-so",
+        exports.dossiers_csv,
+        lambda request: (DossierFilter.from_query(request.query),),
+    ),
+    ("ratings", "danh-gia", exports.ratings_csv, lambda request: _bounds(*period(request))),
+)
 
 
-@routes.get("/exports/conversations.csv")
-@requires("supervisor")
-async def export_conversations(request: web.Request) -> web.Response:
-    flt = ConversationFilter.from_query(request.query)
-    body = await db(request, exports.conversations_csv, flt, officer(request).username)
-    return _csv(body, "hoi-thoai")
+def _export(name: str, build: Callable[..., bytes], arguments: Arguments) -> Handler:
+    @requires("supervisor")
+    async def export(request: web.Request) -> web.StreamResponse:
+        body = await db(request, build, *arguments(request), officer(request).username)
+        return attachment(body, name, "csv", "text/csv")
+
+    return export
 
 
-@routes.get("/exports/dossiers.csv")
-@requires("supervisor")
-async def export_dossiers(request: web.Request) -> web.Response:
-    flt = DossierFilter.from_query(request.query)
-    body = await db(request, exports.dossiers_csv, flt, officer(request).username)
-    return _csv(body, "ho-so")
-
-
-@routes.get("/exports/ratings.csv")
-@requires("supervisor")
-async def export_ratings(request: web.Request) -> web.Response:
-    start, end = period(request)
-    body = await db(request, exports.ratings_csv, *_bounds(start, end), officer(request).username)
-    return _csv(body, "danh-gia")
+for _path, _name, _build, _arguments in _EXPORTS:
+    routes.get(f"/exports/{_path}.csv")(_export(_name, _build, _arguments))
 
 
 @routes.get("/audit")

@@ -8,12 +8,14 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.dossiers import STATUS_LABELS
-from bot.models import ConversationSummary, Dossier, Handoff, utcnow
-from console import auth, dossiers, handoffs
+from bot.core.clock import utcnow
+from bot.core.lifecycles import HandoffStatus
+from bot.core.models import ConversationSummary, Dossier, Handoff
+from bot.dossiers.submission import STATUS_LABELS
+from console import dossiers, handoffs
 from console.conversations import transcript
 from console.indexer import refresh
-from console.web import db, deps, officer, redirect, render
+from console.web import db, deps, officer, redirect, render, reveal
 
 routes = web.RouteTableDef()
 
@@ -32,7 +34,7 @@ async def handoff_queue(request: web.Request) -> web.Response:
 async def handoff_detail(request: web.Request) -> web.Response:
     d, current = deps(request), officer(request)
 
-    def load(session: Session):  # type: ignore[no-untyped-def]
+    def load(session: Session):
         handoff = session.get(Handoff, _id(request))
         if handoff is None:
             raise web.HTTPNotFound(text="Không tìm thấy yêu cầu.")
@@ -57,7 +59,7 @@ async def handoff_detail(request: web.Request) -> web.Response:
         replies=sent,
         reply_key=secrets.token_urlsafe(16),
         waited=handoffs.waited(handoff.created_at, utcnow()),
-        mine=handoff.status == "taken" and handoff.officer == current.username,
+        mine=handoff.status == HandoffStatus.TAKEN and handoff.officer == current.username,
     )
 
 
@@ -96,7 +98,7 @@ async def handoff_close(request: web.Request) -> web.Response:
 async def dossier_queue(request: web.Request) -> web.Response:
     flt = dossiers.DossierFilter.from_query(request.query)
 
-    def load(session: Session):  # type: ignore[no-untyped-def]
+    def load(session: Session):
         return dossiers.queue(session, flt), dossiers.status_counts(session)
 
     (rows, more), counts = await db(request, load)
@@ -140,23 +142,9 @@ async def dossier_status(request: web.Request) -> web.Response:
 @routes.post(r"/dossiers/{id:\d+}/reveal")
 async def dossier_reveal(request: web.Request) -> web.Response:
     """Processing a dossier needs its data: any officer may unmask one, with a reason."""
-    form = await request.post()
-    reason = " ".join(str(form.get("reason", "")).split())[:500]
-    url = f"/dossiers/{_id(request)}"
-    if len(reason) < 5:
-        raise redirect(url, "Cần ghi lý do xem dữ liệu đầy đủ (ít nhất 5 ký tự).")
 
-    def grant(session: Session) -> None:
+    def target(session: Session) -> tuple[str, str, str]:
         dossier = _dossier(session, _id(request))
-        auth.grant_reveal(
-            session,
-            deps(request).settings,
-            officer(request),
-            f"d:{dossier.id}",
-            reason,
-            "dossier",
-            dossier.code,
-        )
+        return f"d:{dossier.id}", "dossier", dossier.code
 
-    await db(request, grant)
-    raise redirect(url, "Đã hiển thị dữ liệu đầy đủ; thao tác đã được ghi nhật ký.")
+    await reveal(request, f"/dossiers/{_id(request)}", target)

@@ -12,17 +12,19 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, urlparse
 
 import jinja2
 from aiohttp import web
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
-from bot.catalogue import Catalogue
-from bot.db import unit_of_work
-from bot.dossiers import STATUS_LABELS
-from bot.proxies import REAL_IP_HEADER, client_address
+from bot.catalogue.model import Catalogue
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.dossiers.submission import STATUS_LABELS
+from bot.identity.proxies import REAL_IP_HEADER, client_address
 from console import auth
 from console.channels import RasaApi, ReplySender
 from console.config import ConsoleSettings
@@ -79,7 +81,8 @@ async def db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
 
 
 def client_ip(request: web.Request) -> str:
-    """The officer's address: the peer, or the X-Real-IP a trusted proxy set (bot/proxies.py)."""
+    """The officer's address: the peer, or the X-Real-IP a trusted proxy set
+    (bot/identity/proxies.py)."""
     trusted = deps(request).settings.trusted_proxies
     return client_address(request.remote, request.headers.get(REAL_IP_HEADER), trusted)
 
@@ -119,6 +122,37 @@ def redirect(location: str, flash: str | None = None) -> web.HTTPSeeOther:
         value = base64.urlsafe_b64encode(json.dumps(flash).encode()).decode()
         answer.set_cookie(FLASH_COOKIE, value, httponly=True, samesite="Strict", max_age=60)
     return answer
+
+
+async def reveal(
+    request: web.Request, url: str, target: Callable[[Session], tuple[str, str, str]]
+) -> NoReturn:
+    """Show this officer a record unmasked (`auth.grant_reveal`) for the reason the form gives,
+    then go back to `url`. `target(session)` names the record: (key, kind, what the audit shows)."""
+    form = await request.post()
+    reason = " ".join(str(form.get("reason", "")).split())[:500]
+    if len(reason) < 5:
+        raise redirect(url, "Cần ghi lý do xem dữ liệu đầy đủ (ít nhất 5 ký tự).")
+
+    def grant(session: Session) -> None:
+        key, kind, shown = target(session)
+        auth.grant_reveal(
+            session, deps(request).settings, officer(request), key, reason, kind, shown
+        )
+
+    await db(request, grant)
+    raise redirect(url, "Đã hiển thị dữ liệu đầy đủ; thao tác đã được ghi nhật ký.")
+
+
+def attachment(body: bytes, name: str, extension: str, content_type: str) -> web.Response:
+    """A UTF-8 download saved as `<name>-<UTC date and time>.<extension>`."""
+    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    return web.Response(
+        body=body,
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.{extension}"'},
+    )
 
 
 def back(request: web.Request, fallback: str) -> str:

@@ -8,10 +8,11 @@ import sys
 
 from sqlalchemy import func, select
 
-from bot.catalogue import get_catalogue
-from bot.db import get_engine, unit_of_work
-from bot.models import Reminder
-from bot.pii import configure_logging
+from bot.catalogue.model import get_catalogue
+from bot.core.db import get_engine, unit_of_work
+from bot.core.lifecycles import ReminderState
+from bot.core.models import Reminder
+from bot.governance.pii import configure_logging
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -35,7 +36,7 @@ def _scan(args: argparse.Namespace) -> int:
 def _status(_: argparse.Namespace) -> int:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    from bot.config import load_settings
+    from bot.core.config import load_settings
 
     with unit_of_work(get_engine()) as session:
         rows = session.execute(
@@ -43,7 +44,7 @@ def _status(_: argparse.Namespace) -> int:
             .group_by(Reminder.service_code, Reminder.state)
             .order_by(Reminder.service_code, Reminder.state)
         ).all()
-    states = ["pending", "attempting", "sent", "failed", "skipped", "converted"]
+    states = [state.value for state in ReminderState]
     table: dict[str, dict[str, int]] = {}
     for code, state, count in rows:
         table.setdefault(code, {})[state] = count
@@ -51,7 +52,7 @@ def _status(_: argparse.Namespace) -> int:
     for code, counts in table.items():
         print(f"{code:<28}" + "".join(f"{counts.get(s, 0):>11}" for s in states))
     store = SQLAlchemyJobStore(url=load_settings().database_url, tablename="scheduler_jobs")
-    store.start(None, "default")  # type: ignore[arg-type]
+    store.start(None, "default")
     print("\nNext runs:")
     for job in store.get_all_jobs():
         print(f"  {job.id:<10} {job.next_run_time}")

@@ -26,19 +26,23 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm.attributes import flag_modified
 
-from bot import outbox
-from bot.catalogue import Catalogue
-from bot.db import unit_of_work
-from bot.delivery import DeliveryResult, Notice, stale_after
-from bot.models import Business, Citizen, Reminder, utcnow
-from bot.preferences import is_silenced
-from bot.reminder_text import render_reminder
-from bot.workdays import LOCAL_TZ
+from bot.catalogue.model import Catalogue
+from bot.core.clock import LOCAL_TZ, local_to_stored, to_local, utcnow
+from bot.core.db import unit_of_work
+from bot.core.lifecycles import REMINDER, ReminderState
+from bot.core.models import Business, Citizen, Reminder
+from bot.delivery import outbox
+from bot.delivery.deliverer import DeliveryResult, Notice, stale_after
+from bot.reminders.preferences import is_silenced
+from bot.reminders.texts import render_reminder
 
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[int, Notice, str], Awaitable[DeliveryResult]]
 MAX_ATTEMPTS = 5
+_R = ReminderState
+# What counts toward a citizen's daily cap: sent today, or being sent now.
+CAPPED_STATES = (_R.ATTEMPTING, _R.SENT)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class DispatchReport:
 
 
 def local(now: dt.datetime) -> dt.datetime:
-    return now.replace(tzinfo=dt.timezone.utc).astimezone(LOCAL_TZ)
+    return to_local(now)
 
 
 def batch_size(pending: int, now_local: dt.datetime, config: DispatchConfig) -> int:
@@ -90,11 +94,10 @@ def batch_size(pending: int, now_local: dt.datetime, config: DispatchConfig) -> 
 def next_window_start(now_local: dt.datetime, config: DispatchConfig) -> dt.datetime:
     """Naive UTC time of the next allowed window opening."""
     day = now_local.date() + dt.timedelta(days=1)
-    opening = dt.datetime.combine(day, config.start, LOCAL_TZ)
-    return opening.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return local_to_stored(day, config.start)
 
 
-def recipient_of(session, reminder: Reminder) -> Citizen | None:  # type: ignore[no-untyped-def]
+def recipient_of(session, reminder: Reminder) -> Citizen | None:
     if reminder.subject_type == "citizen":
         return session.get(Citizen, reminder.subject_id)
     business = session.get(Business, reminder.subject_id)
@@ -105,7 +108,7 @@ def recipient_of(session, reminder: Reminder) -> Citizen | None:  # type: ignore
     )
 
 
-def notice_for(session, catalogue: Catalogue, reminder: Reminder, today: dt.date) -> Notice:  # type: ignore[no-untyped-def]
+def notice_for(session, catalogue: Catalogue, reminder: Reminder, today: dt.date) -> Notice:
     """The reminder as a conversation turn (EXTERNAL_reminder), with text for e-mail and ZNS."""
     service = catalogue.service(reminder.service_code)
     text = render_reminder(session, catalogue, reminder, today)
@@ -125,15 +128,15 @@ def _claim(engine: Engine, config: DispatchConfig, now: dt.datetime, limit: int)
     with unit_of_work(engine) as session:
         session.execute(
             update(Reminder)
-            .where(Reminder.state == "attempting", Reminder.updated_at < now - config.stale_after)
-            .values(state="pending")
+            .where(Reminder.state == _R.ATTEMPTING, Reminder.updated_at < now - config.stale_after)
+            .values(state=_R.PENDING)
         )
     with unit_of_work(engine) as session:
         return list(
             session.scalars(
                 select(Reminder.id)
                 .where(
-                    Reminder.state == "pending",
+                    Reminder.state == _R.PENDING,
                     Reminder.due_on <= today,
                     (Reminder.send_after.is_(None)) | (Reminder.send_after <= now),
                 )
@@ -147,18 +150,17 @@ def count_pending(engine: Engine, now: dt.datetime) -> int:
     with unit_of_work(engine) as session:
         return session.scalar(
             select(func.count(Reminder.id)).where(
-                Reminder.state == "pending", Reminder.due_on <= local(now).date()
+                Reminder.state == _R.PENDING, Reminder.due_on <= local(now).date()
             )
         )
 
 
-def _sent_today(session, citizen_id: int, now: dt.datetime) -> int:  # type: ignore[no-untyped-def]
-    start_local = dt.datetime.combine(local(now).date(), dt.time(0), LOCAL_TZ)
-    start = start_local.astimezone(dt.timezone.utc).replace(tzinfo=None)
+def _sent_today(session, citizen_id: int, now: dt.datetime) -> int:
+    start = local_to_stored(local(now).date())
     business_ids = select(Business.id).where(Business.representative_id == citizen_id)
     return session.scalar(
         select(func.count(Reminder.id)).where(
-            Reminder.state.in_(["attempting", "sent"]),
+            Reminder.state.in_(CAPPED_STATES),
             Reminder.updated_at >= start,
             ((Reminder.subject_type == "citizen") & (Reminder.subject_id == citizen_id))
             | ((Reminder.subject_type == "business") & Reminder.subject_id.in_(business_ids)),
@@ -185,15 +187,16 @@ async def dispatch(
     for reminder_id in _claim(engine, config, now, limit):
         with unit_of_work(engine) as session:
             reminder = session.get(Reminder, reminder_id)
-            if reminder.state != "pending":
+            if reminder.state != _R.PENDING:
                 continue  # another dispatcher took it
             citizen = recipient_of(session, reminder)
             if citizen is None:
-                reminder.state, reminder.last_error = "failed", "no recipient"
+                REMINDER.move(reminder, _R.FAILED)
+                reminder.last_error = "no recipient"
                 report.failed += 1
                 continue
             if is_silenced(session, citizen.id, reminder.service_code, now_local.date()):
-                reminder.state = "skipped"
+                REMINDER.move(reminder, _R.SKIPPED)
                 report.skipped += 1
                 continue
             if _sent_today(session, citizen.id, now) >= config.per_citizen_per_day:
@@ -201,12 +204,15 @@ async def dispatch(
                 report.deferred += 1
                 continue
             notice = notice_for(session, catalogue, reminder, now_local.date())
-            reminder.state, reminder.attempts = "attempting", reminder.attempts + 1
+            REMINDER.move(reminder, _R.ATTEMPTING)
+            reminder.attempts += 1
             reminder.updated_at = now
             citizen_id, attempts = citizen.id, reminder.attempts
         # Committed: a crash from here on is recovered by the stale-claim reset.
         key = f"reminder:{reminder_id}"
         result = await deliver(citizen_id, notice, key)
+        # Plain assignments below, not REMINDER.move: a submission during the delivery may have
+        # converted the row already, and this round still records the delivery's outcome.
         with unit_of_work(engine) as session:
             reminder = session.get(Reminder, reminder_id)
             reminder.updated_at = now
@@ -217,7 +223,7 @@ async def dispatch(
             # that died and whose claim is not stale yet): only a recorded send is 'sent'.
             busy = result.status == "duplicate" and outbox.sent_channel(session, key) is None
             if busy or result.status == "deferred":
-                reminder.state, reminder.send_after = "pending", now + config.defer_after
+                reminder.state, reminder.send_after = _R.PENDING, now + config.defer_after
                 reminder.attempts = attempts - 1  # not the reminder's fault: keep its attempts
                 reminder.last_error = (
                     "being sent by another worker" if busy else "; ".join(result.errors)[:500]
@@ -227,13 +233,13 @@ async def dispatch(
                     log.warning("dispatch paused, delivery waits: %s", reminder.last_error)
                     break  # the service is down for the other reminders too
             elif result.status in ("sent", "duplicate"):
-                reminder.state, reminder.last_error = "sent", None
+                reminder.state, reminder.last_error = _R.SENT, None
                 report.sent += 1
             elif result.status == "unreachable" or attempts >= MAX_ATTEMPTS:
-                reminder.state, reminder.last_error = "failed", "; ".join(result.errors)[:500]
+                reminder.state, reminder.last_error = _R.FAILED, "; ".join(result.errors)[:500]
                 report.failed += 1
             else:
-                reminder.state, reminder.send_after = "pending", now + config.retry_after
+                reminder.state, reminder.send_after = _R.PENDING, now + config.retry_after
                 reminder.last_error = "; ".join(result.errors)[:500]
                 report.errors.extend(result.errors)
     if report.sent or report.failed or report.waiting:

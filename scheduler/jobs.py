@@ -10,11 +10,12 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue, get_catalogue
-from bot.db import get_engine, unit_of_work
-from bot.delivery import open_deliverer
-from bot.models import AuditEntry
-from scheduler.dispatch import dispatch, local
+from bot.catalogue.model import Catalogue, get_catalogue
+from bot.core.clock import today
+from bot.core.db import get_engine, unit_of_work
+from bot.core.models import ScanRun
+from connectors.senders import open_deliverer
+from scheduler.dispatch import dispatch
 from scheduler.notices import send_status_notices
 from scheduler.scan import scan
 
@@ -24,12 +25,7 @@ MAX_CATCH_UP_DAYS = 31
 
 def last_scanned_day(engine: Engine) -> dt.date | None:
     with unit_of_work(engine) as session:
-        value = session.scalar(
-            select(func.max(AuditEntry.target_id)).where(
-                AuditEntry.actor == "scheduler", AuditEntry.action == "scan"
-            )
-        )
-    return dt.date.fromisoformat(value) if value else None
+        return session.scalar(select(func.max(ScanRun.day)))
 
 
 def days_to_scan(last: dt.date | None, today: dt.date) -> list[dt.date]:
@@ -53,22 +49,13 @@ def scan_due_days(
     for day in days_to_scan(last_scanned_day(engine), today):
         counts = scan(engine, catalogue, day, progress=progress)
         with unit_of_work(engine) as session:
-            session.add(
-                AuditEntry(
-                    actor="scheduler",
-                    action="scan",
-                    target_type="day",
-                    target_id=day.isoformat(),
-                    detail={"created": counts},
-                )
-            )
+            session.add(ScanRun(day=day, created=counts))
         results[day] = counts
     return results
 
 
 def scan_job() -> None:
-    today = local(dt.datetime.utcnow()).date()
-    scan_due_days(get_engine(), get_catalogue(), today)
+    scan_due_days(get_engine(), get_catalogue(), today())
 
 
 async def _deliver_round() -> None:

@@ -8,11 +8,12 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.delivery import Notice
-from bot.dossiers import STATUS_LABELS
-from bot.models import Dossier, DossierStatusChange, utcnow
-from bot.notices import status_text
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.core.models import Dossier, DossierStatusChange
+from bot.delivery.deliverer import Notice
+from bot.dossiers.notices import status_text
+from bot.dossiers.submission import STATUS_LABELS
 from scheduler.dispatch import Deliver
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,14 @@ import signal
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from bot.config import load_settings, var_dir
-from bot.db import get_engine
+from bot.core.clock import TZ_NAME
+from bot.core.config import load_settings, var_dir
+from bot.core.db import get_engine
 from scheduler import jobs
 from scheduler.leader import Leadership
 
 log = logging.getLogger(__name__)
-TIMEZONE = "Asia/Ho_Chi_Minh"
+TIMEZONE = TZ_NAME
 
 
 def build_scheduler(database_url: str) -> BlockingScheduler:

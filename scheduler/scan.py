@@ -2,8 +2,11 @@
 
 For a scan day D and a reminder stage s (days before the deadline), the deadline is D + s, so
 every rule reduces to comparing a date column with literal dates: the database does the work
-over the whole population, nothing is loaded into Python. The same rules are the reference
-functions in `bot.rules` (tested against this scan).
+over the whole population, nothing is loaded into Python. What the rules are (record kind,
+date column, newest-only, fulfilled-by) comes from `bot.reminders.rules.record_rule`, whose Python
+functions are the reference; tests/test_due_property.py checks the two agree day by day.
+Preferences (stop, postpone) and open dossiers are not due rules but filters on creating
+reminders, so they live here only.
 """
 
 from __future__ import annotations
@@ -11,30 +14,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import String, cast, exists, func, literal, or_, select
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Insert, Select
 
-from bot.catalogue import (
-    AgeMilestoneTrigger,
-    Catalogue,
-    EventDeadlineTrigger,
-    ExpiryTrigger,
-    Service,
-)
-from bot.models import Business, Citizen, Dossier, Record, Reminder, ReminderPreference, utcnow
-from bot.preferences import ALL_SERVICES
-from bot.vn import add_years
+from bot.catalogue.model import Catalogue, Service
+from bot.core.clock import utcnow
+from bot.core.lifecycles import DOSSIER_IN_PROGRESS, ReminderState
+from bot.core.models import Business, Citizen, Dossier, Record, Reminder, ReminderPreference
+from bot.reminders.preferences import ALL_SERVICES
+from bot.reminders.rules import RecordRule, record_rule
+from bot.vietnamese.vn import add_years
 
 log = logging.getLogger(__name__)
 
-OPEN_DOSSIER_STATUSES = ("prepared", "received", "processing", "needs_info")
 REMINDER_COLUMNS = (
     "subject_type",
     "subject_id",
@@ -66,7 +66,7 @@ def _birthdays_to_dobs(birthday: dt.date, age: int) -> list[dt.date]:
     return sorted(d for d in dobs if add_years(d, age) == birthday)
 
 
-def _subject_filters(service: Service, subject_id, day: dt.date, business: bool):  # type: ignore[no-untyped-def]
+def _subject_filters(service: Service, subject_id: Any, day: dt.date, business: bool) -> list[Any]:
     """Not stopped, not postponed past `day`, no open dossier for this service. A business's
     preferences are its legal representative's."""
     if business:
@@ -87,60 +87,104 @@ def _subject_filters(service: Service, subject_id, day: dt.date, business: bool)
         ~exists().where(
             dossier_owner,
             Dossier.service_code == service.code,
-            Dossier.status.in_(OPEN_DOSSIER_STATUSES),
+            Dossier.status.in_(DOSSIER_IN_PROGRESS),
         ),
     ]
 
 
-def _record_stage(service: Service, stage: int, day: dt.date, now: dt.datetime) -> Select:
-    """Expiry and event-deadline triggers: one record kind, one literal date per stage."""
-    trigger = service.trigger
-    deadline = day + dt.timedelta(days=stage)
-    business = service.subject == "business"
-    subject = Record.business_id if business else Record.citizen_id
-    if isinstance(trigger, ExpiryTrigger):
-        date_match = Record.valid_until == deadline
-        event_key = (
-            literal("record:") + cast(Record.id, String) + literal(f":{deadline.isoformat()}")
-        )
-    else:
-        date_match = Record.event_date == deadline - dt.timedelta(days=trigger.within_days)
-        event_key = literal("record:") + cast(Record.id, String)
-    filters = [Record.kind == trigger.record_kind, date_match, subject.is_not(None)]
-    filters += _subject_filters(service, subject, day, business)
-    if isinstance(trigger, EventDeadlineTrigger) and trigger.fulfilled_by:
+def _subject(rule: RecordRule, record: Any) -> Any:
+    """The column holding the subject id, on the records table or one of its aliases."""
+    return record.citizen_id if rule.subject == "citizen" else record.business_id
+
+
+def _counts(rule: RecordRule, record: Any) -> list[Any]:
+    """SQL for `bot.reminders.rules.counting_records`: which rows of `record` (an alias of records)
+    count for the rule; correlated NOT EXISTS keep it one set-based statement."""
+    filters = [record.kind == rule.record_kind, _subject(rule, record).is_not(None)]
+    if rule.latest_only:
+        newer = aliased(Record)
+        filters += [
+            record.issued_on.is_not(None),
+            ~exists().where(
+                _subject(rule, newer) == _subject(rule, record),
+                newer.kind == rule.record_kind,
+                or_(
+                    newer.issued_on > record.issued_on,
+                    and_(newer.issued_on == record.issued_on, newer.id > record.id),
+                ),
+            ),
+        ]
+    if rule.fulfilled_by:
         later = aliased(Record)
         filters.append(
             ~exists().where(
-                later.kind == trigger.fulfilled_by,
-                later.citizen_id == Record.citizen_id,
-                later.event_date >= Record.event_date,
+                _subject(rule, later) == _subject(rule, record),
+                later.kind == rule.fulfilled_by,
+                later.event_date >= record.event_date,
             )
         )
+    return filters
+
+
+def _pending_rows(
+    kind: str,
+    subject: Any,
+    service: Service,
+    event_key: Any,
+    stage: int,
+    record_id: Any,
+    day: dt.date,
+    now: dt.datetime,
+) -> Select:
+    """The columns of would-be reminder rows, pending and never tried; `subject`, `event_key`
+    and `record_id` are SQL expressions."""
     return select(
-        literal("business" if business else "citizen"),
+        literal(kind),
         subject,
         literal(service.code),
         event_key,
         literal(stage),
-        Record.id,
+        record_id,
         literal(day),
-        literal("pending"),
+        literal(ReminderState.PENDING.value),
         literal(0),
         literal(now),
         literal(now),
-    ).where(*filters)
+    )
+
+
+def _record_stage(
+    service: Service, rule: RecordRule, stage: int, day: dt.date, now: dt.datetime
+) -> Select:
+    """Date-column rules (expiry, event deadline): one literal date per stage, since the
+    deadline is `date_column + offset_days` and must equal day + stage."""
+    deadline = day + dt.timedelta(days=stage)
+    business = rule.subject == "business"
+    subject = _subject(rule, Record)
+    date_match = getattr(Record, rule.date_column) == deadline - dt.timedelta(days=rule.offset_days)
+    event_key = literal("record:") + cast(Record.id, String)
+    if rule.key_with_deadline:
+        event_key = event_key + literal(f":{deadline.isoformat()}")
+    kind = "business" if business else "citizen"
+    return _pending_rows(kind, subject, service, event_key, stage, Record.id, day, now).where(
+        date_match,
+        *_counts(rule, Record),
+        *_subject_filters(service, subject, day, business),
+    )
 
 
 def _age_stage(
-    service: Service, trigger: AgeMilestoneTrigger, stage: int, day: dt.date, now: dt.datetime
+    service: Service, rule: RecordRule, stage: int, day: dt.date, now: dt.datetime
 ) -> Iterator[Select]:
-    """Identity cards: citizens whose milestone birthday is D + stage and whose latest card
-    must be renewed at that milestone (issued before the 2-year window, under the lifetime age)."""
+    """Identity cards (`bot.reminders.rules.id_card_expiry` turned around): citizens whose milestone
+    birthday is D + stage and whose counting card must be renewed at that milestone (issued
+    before the grace window, after the previous one, under the lifetime age)."""
+    trigger = rule.age_milestones
+    assert trigger is not None
     birthday = day + dt.timedelta(days=stage)
     for index, age in enumerate(trigger.milestones):
         for dob in _birthdays_to_dobs(birthday, age):
-            card, newer = aliased(Record), aliased(Record)
+            card = aliased(Record)
             issued_bounds = [
                 card.issued_on < add_years(birthday, -trigger.grace_years),
                 card.issued_on < add_years(dob, trigger.no_expiry_from_age),
@@ -148,44 +192,42 @@ def _age_stage(
             if index > 0:
                 previous = add_years(dob, trigger.milestones[index - 1])
                 issued_bounds.append(card.issued_on >= add_years(previous, -trigger.grace_years))
-            yield select(
-                literal("citizen"),
-                Citizen.id,
-                literal(service.code),
-                literal(f"age:{age}"),
-                literal(stage),
-                card.id,
-                literal(day),
-                literal("pending"),
-                literal(0),
-                literal(now),
-                literal(now),
-            ).where(
+            event_key = literal(f"age:{age}")
+            rows = _pending_rows(
+                "citizen", Citizen.id, service, event_key, stage, card.id, day, now
+            )
+            yield rows.where(
                 Citizen.date_of_birth == dob,
                 card.citizen_id == Citizen.id,
-                card.kind == trigger.record_kind,
                 *issued_bounds,
-                ~exists().where(
-                    newer.citizen_id == Citizen.id,
-                    newer.kind == trigger.record_kind,
-                    newer.issued_on > card.issued_on,
-                ),
+                *_counts(rule, card),
                 *_subject_filters(service, Citizen.id, day, business=False),
             )
 
 
 def stage_queries(catalogue: Catalogue, day: dt.date, now: dt.datetime) -> Iterator[StageQuery]:
+    """One SELECT of would-be reminder rows per service, stage (and ID-card milestone)."""
     for service in catalogue.services:
-        trigger = service.trigger
+        rule = record_rule(service)
+        if rule is None:
+            continue
         for stage in service.remind_days_before:
-            if isinstance(trigger, AgeMilestoneTrigger):
-                for query in _age_stage(service, trigger, stage, day, now):
+            if rule.age_milestones is not None:
+                for query in _age_stage(service, rule, stage, day, now):
                     yield StageQuery(service, stage, query)
-            elif isinstance(trigger, (ExpiryTrigger, EventDeadlineTrigger)):
-                yield StageQuery(service, stage, _record_stage(service, stage, day, now))
+            else:
+                yield StageQuery(service, stage, _record_stage(service, rule, stage, day, now))
 
 
-def _insert(engine: Engine, query: Select):  # type: ignore[no-untyped-def]
+def candidates(engine: Engine, queries: Iterable[StageQuery]) -> list[tuple[Any, ...]]:
+    """Every reminder row `queries` (a day's `stage_queries`) select, without writing:
+    (subject_type, subject_id, service_code, event_key, stage, record_id). Existing reminders
+    are not subtracted. For tests and checks; queries may be built once and run many times."""
+    with engine.connect() as conn:
+        return [tuple(row[:6]) for item in queries for row in conn.execute(item.select)]
+
+
+def _insert(engine: Engine, query: Select) -> Insert:
     factory = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
     columns = [getattr(Reminder.__table__.c, name) for name in REMINDER_COLUMNS]
     return factory(Reminder.__table__).from_select(columns, query).on_conflict_do_nothing()

@@ -14,6 +14,8 @@
 - Files the process creates (tracker database, logs) are readable by the owner only.
 - The action server answers only callers with the action token, which the Rasa server sends
   (`connectors.action_auth`; `make shell` starts `rasa shell` through here too).
+- The project's changes to Rasa's code are installed here, and only on Rasa 3.6
+  (`connectors.patches`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.config import rasa_auth_token  # noqa: E402
-from connectors import action_auth  # noqa: E402
+from bot.core.config import rasa_auth_token  # noqa: E402
+from connectors import action_auth, patches  # noqa: E402
 
 LIMITS = {
     "server": ("RASA_MAX_REQUEST_BYTES", 1024 * 1024),
@@ -56,7 +58,9 @@ def main(argv: list[str]) -> None:
     os.umask(0o077)
     action_auth.export_token()
     if kind == "actions":
-        action_auth.install_on_action_server()
+        patches.install_action_server()
+    else:
+        patches.install_rasa_server()
     sys.argv = rasa_argv(kind, options)
     from rasa.__main__ import main as rasa_main
 

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.config import rasa_auth_token, var_dir  # noqa: E402
+from bot.core.config import rasa_auth_token, var_dir  # noqa: E402
 
 RASA_PROCESS = str(ROOT / "scripts" / "rasa_process.py")
 

@@ -19,7 +19,7 @@ def _typed_intents(self: Validator) -> list[str]:
 
 
 def main() -> None:
-    Validator._non_default_intents = _typed_intents  # type: ignore[method-assign]
+    Validator._non_default_intents = _typed_intents
     importer = TrainingDataImporter.load_from_config("config.yml", "domain.yml", ["nlu", "stories"])
     validate_files(fail_on_warnings=True, max_history=None, importer=importer)
     print("Training data and stories validated (system-only EXTERNAL_ intents need no examples).")

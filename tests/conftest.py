@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from bot.catalogue import Catalogue, load_catalogue
-from bot.config import PROJECT_ROOT
-from bot.db import get_engine, make_engine
-from bot.migrate import upgrade
-from bot.models import Base
+from bot.catalogue.model import Catalogue, load_catalogue
+from bot.core.config import PROJECT_ROOT
+from bot.core.db import get_engine, make_engine
+from bot.core.migrate import upgrade
+from bot.core.models import Base
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -33,7 +33,7 @@ os.environ.setdefault("APP_VAR_DIR", tempfile.mkdtemp(prefix="dvc-test-var-"))
 
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
-    return load_catalogue(PROJECT_ROOT / "bot" / "catalogue.yml")
+    return load_catalogue(PROJECT_ROOT / "bot" / "catalogue" / "catalogue.yml")
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from rasa.shared.core.events import (
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.db import make_engine, unit_of_work
-from bot.models import Officer
-from bot.officers import hash_password
+from bot.catalogue.model import Catalogue
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import Officer
+from bot.identity.officers import hash_password
 from console.channels import ChannelError
 from console.config import ConsoleSettings
 from console.tracker import ensure_events_table, events

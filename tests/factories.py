@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.models import Business, Citizen, Record
+from bot.core.models import Business, Citizen, Record
 
 
 def citizen(

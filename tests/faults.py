@@ -229,8 +229,8 @@ def pg_database(server_url: str, migrate: bool = True, prefix: str = "dvc_drill"
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from bot.db import make_engine
-    from bot.migrate import upgrade
+    from bot.core.db import make_engine
+    from bot.core.migrate import upgrade
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = make_engine(server_url)

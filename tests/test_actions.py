@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.fallback import ActionClarify
 from actions.help import ActionHelp
 from actions.procedures import ActionAnswerProcedure
-from bot.catalogue import Catalogue
+from bot.catalogue.model import Catalogue
 
 
 def tracker(

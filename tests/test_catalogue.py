@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.catalogue import SERVICE_CODES, Catalogue, CatalogueError, load_catalogue
-from bot.config import PROJECT_ROOT
-from bot.help import help_text
+from bot.catalogue.help import help_text
+from bot.catalogue.model import SERVICE_CODES, Catalogue, CatalogueError, load_catalogue
+from bot.core.config import PROJECT_ROOT
 
-CATALOGUE = PROJECT_ROOT / "bot" / "catalogue.yml"
+CATALOGUE = PROJECT_ROOT / "bot" / "catalogue" / "catalogue.yml"
 
 # (level, remind days before, fee in VND or None) from shared/contracts.md.
 CONTRACT = {

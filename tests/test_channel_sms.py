@@ -17,12 +17,12 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
-from bot.ratelimit import RATE_LIMITED, SenderRateLimit
-from bot.sending import SendError
-from bot.sms import OutboxSmsGateway, default_gateway, to_sms_text
-from bot.speaker import verified_facts
+from bot.delivery.sending import SendError
+from bot.delivery.sms import OutboxSmsGateway, to_sms_text
+from bot.identity.ratelimit import RATE_LIMITED, SenderRateLimit
+from bot.identity.speaker import verified_facts
 from connectors.sms import SECRET_HEADER, SmsInput
-from connectors.sms_providers import EsmsGateway, provider_from_env
+from connectors.sms_providers import EsmsGateway, default_gateway
 from tests.fakes import FakeEsms, serve_channels, wait_for
 
 SECRET = "sms-shared-secret"
@@ -52,7 +52,8 @@ class Bot:
 
 @pytest.fixture(autouse=True)
 def app_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inbound SMS are sealed (bot.speaker) under this key, not one generated under var/."""
+    """Inbound SMS are sealed (bot.identity.speaker) under this key, not one generated under
+    var/."""
     monkeypatch.setenv("APP_SECRET_KEY", "test-app-secret")
 
 
@@ -149,8 +150,12 @@ def test_outbox_is_the_default_and_esms_needs_its_keys(
     monkeypatch.setenv("APP_VAR_DIR", str(tmp_path))
     assert isinstance(default_gateway(), OutboxSmsGateway)
     monkeypatch.delenv("ESMS_API_KEY", raising=False)
+    monkeypatch.setenv("SMS_PROVIDER", "esms")
     with pytest.raises(RuntimeError, match="ESMS_API_KEY"):
-        provider_from_env("esms")
+        default_gateway()
+    monkeypatch.setenv("SMS_PROVIDER", "pigeon")
+    with pytest.raises(RuntimeError, match="unknown SMS_PROVIDER"):
+        default_gateway()
     OutboxSmsGateway(tmp_path / "o.jsonl").send("0905123456", "Ma xac thuc 123456")
     line = json.loads((tmp_path / "o.jsonl").read_text())
     assert (line["to"], line["text"]) == ("0905123456", "Ma xac thuc 123456")

@@ -12,7 +12,7 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
-from bot.speaker import ENVELOPE, verified_facts
+from bot.identity.speaker import ENVELOPE, verified_facts
 from connectors.telegram import SECRET_HEADER, TelegramConfig, TelegramInput, split_text
 from tests.fakes import FakeTelegram, serve_channels, wait_for
 
@@ -158,7 +158,8 @@ async def test_share_contact_button_and_own_contact_only(
         await wait_for(lambda: len(bot.messages) == 2)
         linked = bot.messages[1]
         assert linked.text == "/link_account"
-        # The phone arrives sealed for this chat (bot.speaker), not as a plain metadata value.
+        # The phone arrives sealed for this chat (bot.identity.speaker), not as a plain metadata
+        # value.
         assert set(linked.metadata) == {ENVELOPE}
         assert verified_facts(linked.metadata, linked.sender_id) == {"verified_phone": "0905123456"}
         assert verified_facts(linked.metadata, "telegram:1") == {}

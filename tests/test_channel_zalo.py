@@ -14,9 +14,9 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
-from bot.db import make_engine, unit_of_work
-from bot.models import ZaloToken
-from bot.sending import SendError
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import ZaloToken
+from bot.delivery.sending import SendError
 from connectors import common
 from connectors.zalo import SIGNATURE_HEADER, ZaloInput
 from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from actions.account import ActionCheckStatus, ActionListDue, ActionPostponeReminder
 from actions.conversation import ActionInform, ActionYesNo
 from actions.dossiers import ActionFinishDossier, ActionRequestService, ValidateDossierForm
-from bot.db import unit_of_work
-from bot.identity import bind
-from bot.models import Citizen, Dossier, ReminderPreference
+from bot.core.db import unit_of_work
+from bot.core.models import Citizen, Dossier, ReminderPreference
+from bot.identity.linking import bind
 from tests import factories
 
 
@@ -136,7 +136,7 @@ def form_turn(text: str, requested: str, slots: dict[str, Any]) -> tuple[str, di
 
 
 def draft_values() -> dict[str, Any]:
-    from bot.models import DossierDraft
+    from bot.core.models import DossierDraft
 
     with unit_of_work() as s:
         return s.scalar(select(DossierDraft).where(DossierDraft.state == "open")).values
@@ -201,7 +201,7 @@ def test_gateway_down_keeps_the_draft_and_writes_no_dossier(
     link()
     monkeypatch.setenv("DOSSIER_GATEWAY_URL", "http://127.0.0.1:9/unreachable")
     monkeypatch.setenv("DOSSIER_GATEWAY_SECRET", "s")
-    monkeypatch.setattr("bot.gateway.time.sleep", lambda _: None)
+    monkeypatch.setattr("connectors.dossier_gateway.time.sleep", lambda _: None)
     run(
         ActionRequestService(),
         tracker("gia hạn tạm trú", "request_service", [ent("service", "tam_tru_gia_han")]),
@@ -253,7 +253,7 @@ def test_status_notice_goes_to_the_owner_with_the_survey(
     app: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from actions.account import ActionDossierStatus
-    from bot.models import DossierStatusChange
+    from bot.core.models import DossierStatusChange
 
     monkeypatch.setenv("SURVEY_AFTER", "completion")
     link()
@@ -299,7 +299,7 @@ def test_the_rating_form_asks_for_a_comment_instead_of_saving_none(app: Path) ->
     """ActionRate resets `feedback_comment` to None in the turn that activates the form, and
     the form validates that reset: it must leave the slot empty (so the form asks)."""
     from actions.conversation import ActionRate, ValidateFeedbackForm
-    from bot.models import SatisfactionRating
+    from bot.core.models import SatisfactionRating
 
     _, events = run(ActionRate(), tracker("5 sao", "rate_service", [ent("rating", "5")]))
     rating_id = next(e["value"] for e in events if e.get("name") == "rating_id")

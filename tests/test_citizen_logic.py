@@ -8,24 +8,24 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.db import make_engine, unit_of_work
-from bot.dossiers import submit_draft
-from bot.drafts import start_draft
-from bot.erasure import erase_sender, purge_tracker
-from bot.gateway import EmbeddedGateway
-from bot.handoffs import active_handoff, close_handoff, open_handoff
-from bot.identity import bind, bound_citizen
-from bot.models import AuditEntry, Consent, Dossier, DossierDraft
-from bot.preferences import dues_of_citizen, is_silenced, postpone, postpone_until, stop
-from bot.replies import Reply, read_reply
-from bot.satisfaction import add_comment, parse_rating, record_rating
-from bot.workdays import (
+from bot.catalogue.model import Catalogue
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import AuditEntry, Consent, Dossier, DossierDraft
+from bot.dossiers.drafts import start_draft
+from bot.dossiers.gateway import EmbeddedGateway
+from bot.dossiers.submission import submit_draft
+from bot.dossiers.workdays import (
     add_working_days,
     appointment_slots,
     next_office_opening,
     officers_available,
 )
+from bot.governance.erasure import erase_sender, purge_tracker
+from bot.identity.linking import bind, bound_citizen
+from bot.reminders.preferences import dues_of_citizen, is_silenced, postpone, postpone_until, stop
+from bot.service.handoffs import active_handoff, close_handoff, open_handoff
+from bot.service.replies import Reply, read_reply
+from bot.service.satisfaction import add_comment, parse_rating, record_rating
 from tests import factories
 
 TODAY = dt.date(2026, 11, 23)
@@ -51,7 +51,7 @@ def test_postpone_reads_days_or_a_date() -> None:
 def test_dues_include_businesses_the_citizen_represents(
     engine: Engine, catalogue: Catalogue
 ) -> None:
-    from bot.models import Business
+    from bot.core.models import Business
 
     with unit_of_work(engine) as s:
         owner = factories.citizen(s)

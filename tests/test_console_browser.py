@@ -21,9 +21,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.config import PROJECT_ROOT
-from bot.db import make_engine, unit_of_work
-from bot.models import AuditEntry, ChannelBinding, Dossier, Handoff, utcnow
+from bot.core.clock import utcnow
+from bot.core.config import PROJECT_ROOT
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import AuditEntry, ChannelBinding, Dossier, Handoff
 from console.channels import ChannelReplySender, HttpRasaApi
 from console.indexer import sync_all
 from console.web import create_app
@@ -260,7 +261,7 @@ async def status_notice_reaches_the_citizen(site: dict[str, Any]) -> None:
     citizen's Telegram conversation (Rasa answers EXTERNAL_dossier_status with the notice and,
     for a completed dossier, the rating question)."""
     notices = pytest.importorskip("scheduler.notices", reason="scheduler not in this checkout")
-    from bot.delivery import open_deliverer
+    from connectors.senders import open_deliverer
 
     async with open_deliverer(site["deps"].engine, site["env"]) as deliverer:
         sent = await notices.send_status_notices(site["deps"].engine, deliverer.deliver)

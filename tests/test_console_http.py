@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.models import AuditEntry, ChannelBinding, ConsoleSession, ConversationSummary
+from bot.core.db import unit_of_work
+from bot.core.models import AuditEntry, ChannelBinding, ConsoleSession, ConversationSummary
 from console.indexer import sync_all
 from console.web import Deps
 from tests import factories

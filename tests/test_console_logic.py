@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.models import (
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.core.models import (
     AuditEntry,
     ChannelBinding,
     ConversationLabel,
@@ -21,10 +22,9 @@ from bot.models import (
     DossierDraft,
     Handoff,
     Reminder,
-    utcnow,
 )
-from bot.reports import OVERALL, build_report, session_start
-from bot.tracker_store import events
+from bot.core.tracker_store import events
+from bot.governance.reports import OVERALL, build_report, session_start
 from console.indexer import summarize, sync, sync_all, words
 from console.masking import Masker, mask_sender
 from console.retention import purge_expired

@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.models import (
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.core.models import (
     AuditEntry,
     ChannelBinding,
     Consent,
@@ -23,7 +24,6 @@ from bot.models import (
     Handoff,
     MessageFlag,
     SatisfactionRating,
-    utcnow,
 )
 from console.indexer import sync_all
 from console.web import Deps

@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.delivery import (
+from bot.core.clock import utcnow
+from bot.core.db import unit_of_work
+from bot.core.models import ChannelActivity, ChannelBinding, Citizen, Delivery, DeliveryAttempt
+from bot.delivery.deliverer import (
     ChannelLimit,
     Contacts,
     Deliverer,
@@ -24,11 +26,10 @@ from bot.delivery import (
     Route,
     plan_routes,
 )
-from bot.mailer import SmtpConfig, SmtpMailer
-from bot.models import ChannelActivity, ChannelBinding, Citizen, Delivery, DeliveryAttempt, utcnow
-from bot.sending import Backoff, SendError, TokenBucket
+from bot.delivery.sending import Backoff, SendError, TokenBucket
 from connectors.senders import build_senders
 from connectors.sms_providers import EsmsGateway
+from connectors.smtp import SmtpConfig, SmtpMailer
 from connectors.zalo_api import ZaloConfig, ZaloTokenStore
 from tests.fakes import FakeEsms, FakeSmtp, FakeTelegram, FakeZalo
 

@@ -13,11 +13,12 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot import outbox
-from bot.catalogue import Catalogue
-from bot.channel_state import touch_activity
-from bot.db import unit_of_work
-from bot.delivery import (
+from bot.catalogue.model import Catalogue
+from bot.core.db import unit_of_work
+from bot.core.models import Delivery, DeliveryAttempt, Reminder
+from bot.delivery import outbox
+from bot.delivery.channel_state import touch_activity
+from bot.delivery.deliverer import (
     ChannelLimit,
     Deliverer,
     DeliveryConfig,
@@ -26,9 +27,8 @@ from bot.delivery import (
     Route,
     ServiceUnavailable,
 )
-from bot.identity import bind
-from bot.models import Delivery, DeliveryAttempt, Reminder
-from bot.sending import Backoff, SendError
+from bot.delivery.sending import Backoff, SendError
+from bot.identity.linking import bind
 from connectors.senders import RasaTrigger
 from scheduler.dispatch import DispatchConfig, dispatch
 from tests import factories

@@ -9,13 +9,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.db import unit_of_work
-from bot.dossiers import cancel, next_code, own_dossier, submit_draft
-from bot.drafts import find_field_to_correct, missing_fields, set_value, start_draft, summary
-from bot.fields import FieldError, clean_value
-from bot.gateway import EmbeddedGateway
-from bot.models import Consent, Dossier, DossierStatusChange
+from bot.catalogue.fields import FieldError, clean_value
+from bot.catalogue.model import Catalogue
+from bot.core.db import unit_of_work
+from bot.core.models import Consent, Dossier, DossierStatusChange
+from bot.dossiers.drafts import (
+    find_field_to_correct,
+    missing_fields,
+    set_value,
+    start_draft,
+    summary,
+)
+from bot.dossiers.gateway import EmbeddedGateway
+from bot.dossiers.submission import cancel, next_code, own_dossier, submit_draft
 from tests import factories
 
 NOW = dt.datetime(2026, 11, 20, 2, 0)
@@ -71,7 +77,7 @@ def test_missing_fields_are_asked_and_validated(engine: Engine, catalogue: Catal
     ],
 )
 def test_validators_normalise(validator: str, raw: str, expected: str) -> None:
-    from bot.catalogue import DossierField
+    from bot.catalogue.model import DossierField
 
     field = DossierField(key="x", label="Giá trị", source="ask", validate=validator, prompt="?")
     assert clean_value(field, raw, dt.date(2026, 1, 1)) == expected
@@ -82,7 +88,7 @@ def test_validators_normalise(validator: str, raw: str, expected: str) -> None:
     [("date", "hôm kia nào đó"), ("phone", "12345"), ("cccd", "0661900012"), ("name", "An1")],
 )
 def test_validators_explain_in_vietnamese(validator: str, raw: str) -> None:
-    from bot.catalogue import DossierField
+    from bot.catalogue.model import DossierField
 
     field = DossierField(key="x", label="Giá trị", source="ask", validate=validator, prompt="?")
     with pytest.raises(FieldError) as error:

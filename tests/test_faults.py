@@ -1,6 +1,6 @@
 """The fault proxy of the drills (tests/faults.py) and what the engines do behind it: PostgreSQL
 refused, cut and hanging, a provider answering 503 or slowly; the dropped-connection check and
-connect timeout of bot/db.py, and those of the SQL tracker stores (connectors/guard.py for
+connect timeout of bot/core/db.py, and those of the SQL tracker stores (connectors/guard.py for
 Rasa's, connectors/tracker_store.py for ours)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot.db import make_engine
+from bot.core.db import make_engine
 from tests.faults import FaultProxy, LoopThread, pg_database, via
 
 pytestmark = pytest.mark.postgres

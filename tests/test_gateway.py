@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bot.gateway import GatewayError, HttpGateway, SubmissionPayload, sign
+from bot.dossiers.gateway import GatewayError, SubmissionPayload
+from connectors.dossier_gateway import HttpGateway, sign
 
 SECRET = "gateway-secret"
 

@@ -34,8 +34,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot.channel_state import first_time
-from bot.db import make_engine
+from bot.core.db import make_engine
+from bot.delivery.channel_state import first_time
 from connectors import common, guard
 from connectors.common import TRY_AGAIN
 from connectors.rest import RestInput, answering_try_again

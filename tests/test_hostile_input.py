@@ -12,7 +12,8 @@ signature or secret, Unicode edge cases, non-ASCII header bytes), the properties
 - the channels still handle a normal message afterwards (checked when the server stops).
 
 The eSMS client's reading of the gateway's answers gets the same treatment. The text functions
-(`bot.text`, `bot.vn`, and the NLU helpers that run on raw text) get the properties that hold
+(`bot.vietnamese.text`, `bot.vietnamese.vn`, and the NLU helpers that run on raw text) get the
+properties that hold
 by design for any `str`, lone surrogates, NUL and huge input included.
 
 Examples are derandomised (the same examples on every run, until the test or Hypothesis
@@ -47,13 +48,13 @@ from hypothesis import strategies as st
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
-from bot.dates import find_dates
-from bot.lexicon import Lexicon
-from bot.ratelimit import SenderRateLimit
-from bot.sending import SendError
-from bot.sms import OutboxSmsGateway, to_sms_text
-from bot.text import clean_text, normalize_text
-from bot.vn import (
+from bot.delivery.sending import SendError
+from bot.delivery.sms import OutboxSmsGateway, to_sms_text
+from bot.identity.ratelimit import SenderRateLimit
+from bot.vietnamese.dates import find_dates
+from bot.vietnamese.lexicon import Lexicon
+from bot.vietnamese.text import clean_text, normalize_text
+from bot.vietnamese.vn import (
     InvalidValue,
     fold,
     normalize_phone,

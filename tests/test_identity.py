@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.identity import (
+from bot.core.db import unit_of_work
+from bot.identity.linking import (
     LinkOutcome,
     OtpIdentityProvider,
     bound_citizen,

@@ -13,11 +13,11 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.config import PROJECT_ROOT
-from bot.importer import import_file
-from bot.models import Business, Citizen, Record
-from bot.tabular import FileFormatError
+from bot.catalogue.model import Catalogue
+from bot.core.config import PROJECT_ROOT
+from bot.core.models import Business, Citizen, Record
+from bot.data.importer import import_file
+from bot.data.tabular import FileFormatError
 
 CITIZENS_CSV = """so_dinh_danh,ho_ten,ngay_sinh,gioi_tinh,so_dien_thoai,dia_chi_thuong_tru,xa_phuong
 066085001234,Nguyễn Văn An,02/04/1985,Nam,0905123456,"12 Lê Duẩn, Tân An",phường Tân An
@@ -158,7 +158,7 @@ def test_malformed_files_fail_with_one_line_and_write_nothing(
 def test_junk_after_valid_rows_rolls_back_everything(
     engine: Engine, catalogue: Catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.importer.BATCH", 1)  # the first rows are written before the junk
+    monkeypatch.setattr("bot.data.importer.BATCH", 1)  # the first rows are written before the junk
     good = CITIZENS_CSV.encode()
     junk = "066085005555,Đỗ Văn Giang,01/01/1985,Nam,,,\n".encode("utf-16")
     with pytest.raises(FileFormatError):

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.mailer import OutboxMailer, SmtpConfig, SmtpMailer, default_mailer, result_notice
-from bot.sending import SendError
+from bot.delivery.mailer import OutboxMailer, result_notice
+from bot.delivery.sending import SendError
+from connectors.smtp import SmtpConfig, SmtpMailer, default_mailer
 from tests.fakes import FakeSmtp
 
 

@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from bot.migrate import alembic_config
-from bot.models import Base
+from bot.core.migrate import alembic_config
+from bot.core.models import Base
 
 
 def test_migrated_schema_matches_models(engine: Engine) -> None:

@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.models import AuditEntry, Officer
-from bot.officers import add_officer, hash_password, verify_password
+from bot.core.db import unit_of_work
+from bot.core.models import AuditEntry, Officer
+from bot.identity.officers import add_officer, hash_password, verify_password
 from tests.test_importer import run_cli
 
 

@@ -1,7 +1,7 @@
 import io
 import logging
 
-from bot.pii import MaskingFilter, mask_cccd, mask_name, mask_phone, mask_text
+from bot.governance.pii import MaskingFilter, mask_cccd, mask_name, mask_phone, mask_text
 
 
 def test_masks_follow_the_contract_examples() -> None:

@@ -1,9 +1,17 @@
 import datetime as dt
+from dataclasses import dataclass
 
 import pytest
 
-from bot.catalogue import Catalogue
-from bot.rules import due_for_record, id_card_expiry, reminder_dates
+from bot.catalogue.model import Catalogue
+from bot.reminders.rules import (
+    counting_records,
+    due_for_record,
+    dues_for_subject,
+    id_card_expiry,
+    record_rule,
+    reminder_dates,
+)
 
 DOB = dt.date(2000, 6, 15)
 
@@ -74,3 +82,61 @@ def test_records_without_the_needed_date_create_nothing(catalogue: Catalogue) ->
             due_for_record(service, record_id=1, issued_on=None, valid_until=None, event_date=None)
             is None
         )
+
+
+@dataclass(frozen=True)
+class Rec:
+    id: int
+    kind: str
+    citizen_id: int | None = 1
+    business_id: int | None = None
+    issued_on: dt.date | None = None
+    valid_until: dt.date | None = None
+    event_date: dt.date | None = None
+
+
+def test_rules_state_what_the_scan_compiles(catalogue: Catalogue) -> None:
+    birth = record_rule(catalogue.service("khai_sinh"))
+    card = record_rule(catalogue.service("cccd_doi_the"))
+    permit = record_rule(catalogue.service("gp_ban_le_ruou"))
+    assert birth is not None and card is not None and permit is not None
+    assert (birth.record_kind, birth.date_column, birth.offset_days) == (
+        "birth_notice",
+        "event_date",
+        60,
+    )
+    assert birth.fulfilled_by == "birth_registration" and not birth.latest_only
+    assert card.latest_only and card.age_milestones is not None
+    assert permit.subject == "business" and permit.key_with_deadline
+    assert record_rule(catalogue.service("ly_lich_tu_phap")) is None
+
+
+def test_a_registered_birth_is_fulfilled(catalogue: Catalogue) -> None:
+    service = catalogue.service("khai_sinh")
+    rule = record_rule(service)
+    assert rule is not None
+    born = dt.date(2026, 11, 1)
+    notice = Rec(1, "birth_notice", event_date=born)
+    assert [d.record_id for d in dues_for_subject(service, [notice])] == [1]
+    same_day = Rec(2, "birth_registration", event_date=born)
+    assert dues_for_subject(service, [notice, same_day]) == []
+    earlier = Rec(3, "birth_registration", event_date=born - dt.timedelta(days=1))
+    assert len(dues_for_subject(service, [notice, earlier])) == 1  # an older child's
+    someone_else = Rec(4, "birth_registration", citizen_id=2, event_date=born)
+    assert counting_records(rule, [notice, someone_else]) == [notice]
+
+
+def test_only_the_newest_card_counts_ties_go_to_the_higher_id(catalogue: Catalogue) -> None:
+    service = catalogue.service("cccd_doi_the")
+    rule = record_rule(service)
+    assert rule is not None
+    child = Rec(1, "cccd", issued_on=dt.date(2014, 6, 1))  # due at 25 in 2025
+    renewed = Rec(2, "cccd", issued_on=dt.date(2024, 1, 1))  # due at 40 in 2040
+    undated = Rec(3, "cccd")
+    assert counting_records(rule, [renewed, child, undated]) == [renewed]
+    dues = dues_for_subject(service, [child, renewed, undated], DOB)
+    assert [(d.event_key, d.record_id) for d in dues] == [("age:40", 2)]
+    twin = Rec(4, "cccd", issued_on=renewed.issued_on)
+    assert counting_records(rule, [twin, renewed]) == [twin]
+    other = Rec(5, "cccd", citizen_id=2, issued_on=dt.date(2025, 1, 1))
+    assert counting_records(rule, [child, other]) == [child, other]  # each person's own newest

@@ -1,4 +1,5 @@
-"""The set-based scan agrees with the reference rules, is idempotent and honours opt-outs."""
+"""The set-based scan agrees with the rules in bot.reminders.rules, is idempotent and honours
+opt-outs."""
 
 from __future__ import annotations
 
@@ -8,68 +9,22 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.db import unit_of_work
-from bot.models import Business, Citizen, Dossier, Record, Reminder
-from bot.preferences import postpone, stop
-from bot.rules import due_for_record, reminder_dates
-from bot.seed import seed
+from bot.catalogue.model import Catalogue
+from bot.core.db import unit_of_work
+from bot.core.models import Business, Dossier, Reminder
+from bot.data.seed import seed
+from bot.reminders.preferences import postpone, stop
 from scheduler.scan import scan
 from tests import factories
+from tests.due_reference import expected_reminders
 
 TODAY = dt.date(2026, 11, 23)
-
-
-def expected(engine: Engine, catalogue: Catalogue, day: dt.date) -> set[tuple]:
-    """Reminder keys due on `day` computed record by record with bot.rules (the reference)."""
-    keys = set()
-    with unit_of_work(engine) as s:
-        birth = dict(s.execute(select(Citizen.id, Citizen.date_of_birth)).all())
-        registered = {
-            (r.citizen_id, r.event_date)
-            for r in s.scalars(select(Record).where(Record.kind == "birth_registration"))
-        }
-        records = list(s.scalars(select(Record)))
-        latest_card = {}
-        for r in records:
-            if r.kind == "cccd" and (
-                r.citizen_id not in latest_card or r.issued_on > latest_card[r.citizen_id].issued_on
-            ):
-                latest_card[r.citizen_id] = r
-        for service in catalogue.services:
-            kind = service.record_kind()
-            for r in records:
-                if r.kind != kind or (kind == "cccd" and latest_card[r.citizen_id] is not r):
-                    continue
-                due = due_for_record(
-                    service,
-                    record_id=r.id,
-                    issued_on=r.issued_on,
-                    valid_until=r.valid_until,
-                    event_date=r.event_date,
-                    date_of_birth=birth.get(r.citizen_id),
-                )
-                if due is None:
-                    continue
-                if getattr(service.trigger, "fulfilled_by", None) and any(
-                    c == r.citizen_id and d >= r.event_date for c, d in registered
-                ):
-                    continue
-                for stage, when in reminder_dates(service, due):
-                    if when == day:
-                        subject = (
-                            ("business", r.business_id)
-                            if r.business_id
-                            else ("citizen", r.citizen_id)
-                        )
-                        keys.add((*subject, service.code, due.event_key, stage))
-    return keys
 
 
 def created(engine: Engine) -> set[tuple]:
     with unit_of_work(engine) as s:
         return {
-            (r.subject_type, r.subject_id, r.service_code, r.event_key, r.stage)
+            (r.subject_type, r.subject_id, r.service_code, r.event_key, r.stage, r.record_id)
             for r in s.scalars(select(Reminder))
         }
 
@@ -84,7 +39,7 @@ def test_scan_matches_the_reference_rules_and_is_idempotent(
         dry = scan(engine, catalogue, day, dry_run=True)
         counts = scan(engine, catalogue, day)
         assert dry == counts
-        total |= expected(engine, catalogue, day)
+        total |= expected_reminders(engine, catalogue, day)
         assert created(engine) == total, day
         assert sum(scan(engine, catalogue, day).values()) == 0  # a second scan creates nothing
     assert len(total) >= 5 and len({key[2] for key in total}) >= 3

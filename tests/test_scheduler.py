@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.db import unit_of_work
-from bot.delivery import Deliverer, DeliveryResult, Notice, Route
-from bot.models import AuditEntry, Dossier, DossierStatusChange, Reminder
-from bot.preferences import stop
+from bot.catalogue.model import Catalogue
+from bot.core.db import unit_of_work
+from bot.core.models import Dossier, DossierStatusChange, Reminder, ScanRun
+from bot.delivery.deliverer import Deliverer, DeliveryResult, Notice, Route
+from bot.reminders.preferences import stop
 from scheduler.dispatch import DispatchConfig, batch_size, dispatch, local
-from scheduler.jobs import days_to_scan, scan_due_days
+from scheduler.jobs import days_to_scan, last_scanned_day, scan_due_days
 from scheduler.leader import Leadership
 from scheduler.notices import send_status_notices
 from tests import factories
@@ -198,7 +198,7 @@ def test_catch_up_scans_every_missed_day_once(engine: Engine, catalogue: Catalog
     ]
     assert scan_due_days(engine, catalogue, dt.date(2026, 11, 23)) == {}
     with unit_of_work(engine) as s:
-        assert s.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.action == "scan")) == 4
+        assert s.scalar(select(func.count()).select_from(ScanRun)) == 4
 
 
 def test_two_schedulers_one_leader(db_url: str, engine: Engine, tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_two_schedulers_one_leader(db_url: str, engine: Engine, tmp_path: Path) 
     assert first.try_acquire()
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from bot.db import make_engine
+        from bot.core.db import make_engine
         from scheduler.leader import Leadership
         lock = Path({str(tmp_path / "scheduler.lock")!r})
         print(Leadership(make_engine({db_url!r}), lock).try_acquire())
@@ -219,3 +219,27 @@ def test_two_schedulers_one_leader(db_url: str, engine: Engine, tmp_path: Path) 
     assert other() == "False"
     first.release()  # the leader dies or stops: the next one takes over
     assert other() == "True"
+
+
+def test_scan_progress_moves_from_the_audit_log_to_its_own_table(
+    db_url: str, engine: Engine, catalogue: Catalogue
+) -> None:
+    """Migration 0006: days the audit log says were scanned stay scanned (no second scan)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from bot.core.migrate import alembic_config, upgrade
+
+    command.downgrade(alembic_config(db_url), "0005")
+    with engine.begin() as conn:
+        for day in ("2026-11-20", "2026-11-21", "2026-11-21"):
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (actor, action, target_type, target_id, detail, "
+                    "created_at) VALUES ('scheduler', 'scan', 'day', :day, '{}', :at)"
+                ),
+                {"day": day, "at": dt.datetime(2026, 11, 22)},
+            )
+    upgrade(db_url)
+    assert last_scanned_day(engine) == dt.date(2026, 11, 21)
+    assert list(scan_due_days(engine, catalogue, dt.date(2026, 11, 22))) == [dt.date(2026, 11, 22)]

@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.db import unit_of_work
-from bot.models import AuditEntry
+from bot.catalogue.model import Catalogue
+from bot.core.db import unit_of_work
+from bot.core.models import AuditEntry
 from console import auth
 from console.config import ConsoleSettings
 from console.web import Deps

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.catalogue import Catalogue
-from bot.db import unit_of_work
-from bot.due import citizens_with_dues
-from bot.models import Business, Citizen, Record
-from bot.seed import Generator, seed
-from bot.vn import normalize_phone, validate_cccd
+from bot.catalogue.model import Catalogue
+from bot.core.db import unit_of_work
+from bot.core.models import Business, Citizen, Record
+from bot.data.seed import Generator, seed
+from bot.reminders.due import citizens_with_dues
+from bot.vietnamese.vn import normalize_phone, validate_cccd
 
 TODAY = dt.date(2026, 11, 23)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.db import make_engine, unit_of_work
-from bot.dossiers import next_code
-from bot.models import DossierCounter
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import DossierCounter
+from bot.dossiers.submission import next_code
 
 
 def test_a_reading_unit_of_work_is_not_overtaken_by_another_writer(

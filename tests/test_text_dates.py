@@ -7,10 +7,10 @@ import unicodedata
 
 import pytest
 
-from bot.dates import find_dates
-from bot.lexicon import Lexicon
-from bot.text import normalize_text
-from bot.vn import fold
+from bot.vietnamese.dates import find_dates
+from bot.vietnamese.lexicon import Lexicon
+from bot.vietnamese.text import normalize_text
+from bot.vietnamese.vn import fold
 
 WEDNESDAY = dt.date(2026, 3, 4)
 

@@ -17,7 +17,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.config import PROJECT_ROOT
+from bot.core.config import PROJECT_ROOT
 from connectors.tracker_store import ThreadedSQLTrackerStore
 
 with warnings.catch_warnings():  # Rasa warns about slot mappings of the project's domain

@@ -16,10 +16,10 @@ import pytest
 from sanic import Sanic
 from sqlalchemy.engine import Engine
 
-from bot.db import unit_of_work
-from bot.delivery import ChannelLimit, Deliverer, DeliveryConfig, Notice
-from bot.models import ChannelBinding, Citizen
-from bot.sending import Backoff
+from bot.core.db import unit_of_work
+from bot.core.models import ChannelBinding, Citizen
+from bot.delivery.deliverer import ChannelLimit, Deliverer, DeliveryConfig, Notice
+from bot.delivery.sending import Backoff
 from connectors.senders import ConversationSender, RasaTrigger, sms_direct
 from connectors.sms import SmsInput
 from connectors.sms_providers import EsmsGateway

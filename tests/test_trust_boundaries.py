@@ -30,12 +30,12 @@ from sqlalchemy.engine import Engine
 
 from actions.account import ActionCheckStatus
 from actions.identity import ActionLinkAccount
-from bot.config import private_file, secret, var_dir
-from bot.db import get_engine, unit_of_work
-from bot.models import ChannelBinding
-from bot.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
-from bot.sms import OutboxSmsGateway
-from bot.speaker import ENVELOPE, channel_of, rest_sender, seal, verified_facts
+from bot.core.config import private_file, secret, var_dir
+from bot.core.db import get_engine, unit_of_work
+from bot.core.models import ChannelBinding
+from bot.delivery.sms import OutboxSmsGateway
+from bot.identity.ratelimit import RATE_LIMITED, SenderRateLimit, Verdict
+from bot.identity.speaker import ENVELOPE, channel_of, rest_sender, seal, verified_facts
 from connectors.rest import RestInput
 from connectors.telegram import TelegramConfig, TelegramInput
 from connectors.zalo import ZaloInput
@@ -53,7 +53,8 @@ class Clock:
         return self.now
 
 
-# --- bot.speaker: the channel of a conversation and its sealed facts ----------------------------
+# --- bot.identity.speaker: the channel of a conversation and its sealed facts
+# ----------------------------
 
 
 def test_channel_comes_from_the_prefix_only_connectors_create() -> None:

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from bot.vn import (
+from bot.vietnamese.vn import (
     InvalidValue,
     add_years,
     normalize_phone,

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-from bot.config import PROJECT_ROOT
+from bot.core.config import PROJECT_ROOT
 
 TOKEN = "test-token"
 TRACKER_STORE = "connectors.tracker_store.ThreadedSQLTrackerStore"  # as endpoints.yml

@@ -31,9 +31,9 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from bot.config import PROJECT_ROOT
-from bot.identity import bind
-from bot.models import ChannelBinding, Citizen
+from bot.core.config import PROJECT_ROOT
+from bot.core.models import ChannelBinding, Citizen
+from bot.identity.linking import bind
 from connectors import action_auth
 from tests import factories
 from tests.model.server import base_env, copy_db, free_port, write_endpoints

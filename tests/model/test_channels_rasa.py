@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.config import PROJECT_ROOT
-from bot.db import make_engine
+from bot.core.config import PROJECT_ROOT
+from bot.core.db import make_engine
 from connectors.telegram import SECRET_HEADER
 from connectors.zalo_api import ZaloConfig, ZaloTokenStore
 from tests.fakes import FakeEsms, FakeTelegram, FakeZalo

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.db import make_engine, unit_of_work
-from bot.models import (
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import (
     ChannelBinding,
     Citizen,
     Dossier,
@@ -27,7 +27,7 @@ from bot.models import (
     ReminderPreference,
     SatisfactionRating,
 )
-from bot.speaker import rest_sender
+from bot.identity.speaker import rest_sender
 from tests import factories
 from tests.model.server import Servers, copy_db
 
@@ -127,8 +127,8 @@ def test_anonymous_sender_and_crafted_payloads_get_no_personal_data(servers: Ser
 
 
 def test_a_rest_client_cannot_borrow_a_zalo_conversation_id(servers: Servers) -> None:
-    from bot.identity import bind
-    from bot.models import Citizen
+    from bot.core.models import Citizen
+    from bot.identity.linking import bind
 
     with unit_of_work(servers.engine) as s:
         bind(s, "zalo", "zalo:4242", s.scalar(select(Citizen).where(Citizen.cccd == EM)), "otp")

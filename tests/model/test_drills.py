@@ -41,15 +41,16 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine, make_url
 
-from bot.catalogue import get_catalogue
-from bot.channel_state import touch_activity
-from bot.config import PROJECT_ROOT
-from bot.db import make_engine, unit_of_work
-from bot.delivery import open_deliverer
-from bot.identity import bind
-from bot.models import AuditEntry, Delivery, DeliveryAttempt, Dossier, Reminder, utcnow
-from bot.speaker import rest_sender
+from bot.catalogue.model import get_catalogue
+from bot.core.clock import utcnow
+from bot.core.config import PROJECT_ROOT
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import Delivery, DeliveryAttempt, Dossier, Reminder, ScanRun
+from bot.delivery.channel_state import touch_activity
+from bot.identity.linking import bind
+from bot.identity.speaker import rest_sender
 from connectors.common import SERVICE_UNAVAILABLE, TRY_AGAIN
+from connectors.senders import open_deliverer
 from connectors.zalo_api import ZaloConfig, ZaloTokenStore
 from scheduler.dispatch import DispatchConfig, dispatch, local
 from tests import factories
@@ -481,8 +482,7 @@ def test_scheduler_killed_during_dispatch(postgres_url: str, tmp_path: Path) -> 
             ids = [reminder(engine, p) for p in people]
             keys = {f"reminder:{i}" for i in ids}
             with unit_of_work(engine) as s:  # today is scanned: the start-up scan adds nothing
-                today = local(utcnow()).date().isoformat()
-                s.add(AuditEntry(actor="scheduler", action="scan", target_id=today))
+                s.add(ScanRun(day=local(utcnow()).date(), created={}))
             env = {
                 **os.environ,
                 **env,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rasa.core.agent import Agent
 
-from bot.config import PROJECT_ROOT
+from bot.core.config import PROJECT_ROOT
 
 # Loading a Rasa model emits third-party warnings (TensorFlow, Rasa); they are not ours to fix.
 pytestmark = [pytest.mark.model, pytest.mark.filterwarnings("ignore")]

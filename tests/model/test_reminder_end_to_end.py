@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.catalogue import get_catalogue
-from bot.channel_state import touch_activity
-from bot.db import make_engine, unit_of_work
-from bot.delivery import open_deliverer
-from bot.identity import bind
-from bot.models import Dossier, Reminder
+from bot.catalogue.model import get_catalogue
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import Dossier, Reminder
+from bot.delivery.channel_state import touch_activity
+from bot.identity.linking import bind
+from connectors.senders import open_deliverer
 from scheduler.dispatch import DispatchConfig, dispatch
 from scheduler.scan import scan
 from tests import factories

@@ -35,10 +35,10 @@ import redis
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
-from bot.config import PROJECT_ROOT
-from bot.db import make_engine, unit_of_work
-from bot.models import Consent, Dossier
-from bot.speaker import rest_sender
+from bot.core.config import PROJECT_ROOT
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import Consent, Dossier
+from bot.identity.speaker import rest_sender
 from connectors.lock_store import AtomicRedisLockStore
 from tests import factories
 from tests.faults import pg_database

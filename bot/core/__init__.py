@@ -1,0 +1,3 @@
+"""Configuration, database engine and units of work, the schema and its migrations,
+the clock, and the lifecycles of stored states.
+"""

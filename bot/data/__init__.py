@@ -1,0 +1,1 @@
+"""Department data import and deterministic demo data."""

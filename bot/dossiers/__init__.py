@@ -1,0 +1,3 @@
+"""Dossiers: drafts, consent and submission, the gateway to the provincial system,
+status notices and texts, working days.
+"""

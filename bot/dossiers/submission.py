@@ -1,0 +1,233 @@
+"""Submitted dossiers: consent, idempotent submission, codes, status, cancellation.
+
+Submission is one transaction: dossier, consent, status history and the draft's state change
+commit together or not at all. The draft id is the idempotency key, so a second confirmation
+or a retry after a timeout returns the dossier already created.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.catalogue.model import Catalogue, JoinedTrigger, Service
+from bot.core.clock import utcnow
+from bot.core.lifecycles import (
+    DOSSIER,
+    DOSSIER_CANCELLABLE,
+    DRAFT,
+    REMINDER_CONVERTIBLE,
+    Actor,
+    DossierStatus,
+    DraftState,
+    ReminderState,
+)
+from bot.core.models import (
+    Consent,
+    Dossier,
+    DossierCounter,
+    DossierDraft,
+    DossierStatusChange,
+    Reminder,
+)
+from bot.dossiers.gateway import DossierGateway, GatewayError, SubmissionPayload
+from bot.dossiers.workdays import add_working_days
+
+log = logging.getLogger(__name__)
+
+# One per DossierStatus; looked up by stored status strings (a member equals its value).
+STATUS_LABELS: dict[str, str] = {
+    DossierStatus.PREPARED: "Đã chuẩn bị, chờ Ông/Bà đến nộp trực tiếp",
+    DossierStatus.RECEIVED: "Đã tiếp nhận",
+    DossierStatus.PROCESSING: "Đang xử lý",
+    DossierStatus.NEEDS_INFO: "Cần bổ sung thông tin",
+    DossierStatus.COMPLETED: "Đã có kết quả",
+    DossierStatus.REJECTED: "Bị từ chối",
+    DossierStatus.CANCELLED: "Đã hủy",
+}
+
+
+def dossier_prefix() -> str:
+    return os.environ.get("DOSSIER_PREFIX", "DLK")
+
+
+def next_code(session: Session, day: dt.date) -> str:
+    """PREFIX-YYMMDD-NNNNN from a per-day counter row (the UPDATE serialises writers)."""
+    if session.get(DossierCounter, day) is None:
+        try:
+            with session.begin_nested():
+                session.add(DossierCounter(day=day, last=0))
+        except IntegrityError:
+            pass  # another writer created today's row first
+    session.execute(
+        update(DossierCounter).where(DossierCounter.day == day).values(last=DossierCounter.last + 1)
+    )
+    last = session.scalar(select(DossierCounter.last).where(DossierCounter.day == day))
+    return f"{dossier_prefix()}-{day:%y%m%d}-{last:05d}"
+
+
+@dataclass(frozen=True)
+class Submission:
+    dossier: Dossier
+    already_submitted: bool
+    joined: list[Dossier]
+
+
+def expected_date(service: Service, submitted: dt.date) -> dt.date:
+    if service.processing_time.working_days:
+        return add_working_days(submitted, service.processing_time.days)
+    return submitted + dt.timedelta(days=service.processing_time.days)
+
+
+def _create(
+    session: Session,
+    service: Service,
+    *,
+    citizen_id: int,
+    business_id: int | None,
+    fields: dict[str, Any],
+    channel: str,
+    key: str,
+    status: DossierStatus,
+    now: dt.datetime,
+) -> Dossier:
+    dossier = Dossier(
+        code=next_code(session, now.date()),
+        service_code=service.code,
+        citizen_id=citizen_id,
+        business_id=business_id,
+        status=status,
+        fields=fields,
+        channel=channel,
+        idempotency_key=key,
+        submitted_at=now,
+        expected_on=expected_date(service, now.date()),
+    )
+    session.add(dossier)
+    session.flush()
+    session.add(DossierStatusChange(dossier_id=dossier.id, status=status, changed_by="citizen"))
+    return dossier
+
+
+def submit_draft(
+    session: Session,
+    catalogue: Catalogue,
+    draft: DossierDraft,
+    gateway: DossierGateway,
+    shown: str,
+    now: dt.datetime | None = None,
+) -> Submission:
+    """Create the dossier and consent for a completed draft, once.
+
+    Level-3 services go to the gateway; level-2 services are stored as 'prepared' for the
+    in-person step. Level-4 services joined to this one are created in the same transaction.
+    """
+    key = f"draft:{draft.id}"
+    existing = session.scalar(select(Dossier).where(Dossier.idempotency_key == key))
+    if existing is not None:
+        return Submission(existing, already_submitted=True, joined=[])
+    service = catalogue.service(draft.service_code)
+    now = now or utcnow()
+    status = DossierStatus.RECEIVED if service.level >= 3 else DossierStatus.PREPARED
+    dossier = _create(
+        session,
+        service,
+        citizen_id=draft.citizen_id,
+        business_id=draft.business_id,
+        fields={"values": draft.values, "typed": draft.typed, "record_id": draft.record_id},
+        channel=draft.channel,
+        key=key,
+        status=status,
+        now=now,
+    )
+    session.add(
+        Consent(
+            citizen_id=draft.citizen_id,
+            service_code=service.code,
+            dossier_id=dossier.id,
+            shown={"summary": shown, "values": draft.values},
+            channel=draft.channel,
+            created_at=now,
+        )
+    )
+    if service.level >= 3:
+        try:
+            gateway.submit(SubmissionPayload.of(dossier, service))
+        except GatewayError:
+            log.exception("dossier gateway refused or failed for %s", dossier.code)
+            raise
+    DRAFT.move(draft, DraftState.SUBMITTED)
+    draft.dossier_id = dossier.id
+    _mark_reminders_converted(session, service, draft)
+    joined = [
+        _create(
+            session,
+            other,
+            citizen_id=draft.citizen_id,
+            business_id=None,
+            fields={"values": draft.values, "joined_to": dossier.code},
+            channel="system",
+            key=f"joined:{other.code}:{dossier.id}",
+            status=DossierStatus.RECEIVED,
+            now=now,
+        )
+        for other in catalogue.services
+        if isinstance(other.trigger, JoinedTrigger) and other.trigger.after_service == service.code
+    ]
+    return Submission(dossier, already_submitted=False, joined=joined)
+
+
+def _mark_reminders_converted(session: Session, service: Service, draft: DossierDraft) -> None:
+    """The reminders that led here did their job: count them as converted, send no more."""
+    subject_type, subject_id = (
+        ("business", draft.business_id) if draft.business_id else ("citizen", draft.citizen_id)
+    )
+    session.execute(
+        update(Reminder)
+        .where(
+            Reminder.subject_type == subject_type,
+            Reminder.subject_id == subject_id,
+            Reminder.service_code == service.code,
+            Reminder.state.in_(REMINDER_CONVERTIBLE),
+        )
+        .values(state=ReminderState.CONVERTED, updated_at=utcnow())
+    )
+
+
+def dossiers_of(session: Session, citizen_id: int, limit: int = 10) -> list[Dossier]:
+    return list(
+        session.scalars(
+            select(Dossier)
+            .where(Dossier.citizen_id == citizen_id)
+            .order_by(Dossier.submitted_at.desc(), Dossier.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def own_dossier(session: Session, citizen_id: int, code: str) -> Dossier | None:
+    """A dossier by code, only if it belongs to this citizen (else None, like a wrong code)."""
+    dossier: Dossier | None = session.scalar(
+        select(Dossier).where(
+            Dossier.code == code.strip().upper(), Dossier.citizen_id == citizen_id
+        )
+    )
+    return dossier
+
+
+def cancel(session: Session, dossier: Dossier, actor: str = "citizen") -> bool:
+    """Withdraw a dossier that no officer has started processing."""
+    if dossier.status not in DOSSIER_CANCELLABLE:
+        return False
+    DOSSIER.move(dossier, DossierStatus.CANCELLED, by=Actor.CITIZEN)
+    session.add(
+        DossierStatusChange(dossier_id=dossier.id, status=DossierStatus.CANCELLED, changed_by=actor)
+    )
+    return True

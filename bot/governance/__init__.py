@@ -1,0 +1,1 @@
+"""Accountability: the audit log's one writer, erasure, reports, masking of personal data."""

@@ -1,0 +1,3 @@
+"""When a service is due (the one implementation of the trigger rules), reminder
+preferences and texts.
+"""

@@ -1,0 +1,3 @@
+"""Service to citizens beyond procedures: fallback, hand-offs to officers,
+satisfaction, reading short replies.
+"""

@@ -1,0 +1,1 @@
+"""Vietnamese text: normalisation, identifiers and formats, phrase matching, dates."""
