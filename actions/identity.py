@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.base import CitizenAction, entity, link_buttons, sender_of, verified_phone
-from bot.catalogue.model import Catalogue
 from bot.core.clock import to_local
-from bot.core.models import Citizen
 from bot.governance.pii import mask_name
 from bot.identity.linking import LinkOutcome, OtpIdentityProvider, link_by_verified_phone, unbind
 from bot.vietnamese.vn import fold
@@ -73,14 +69,7 @@ class ActionLinkAccount(CitizenAction):
     def name(self) -> str:
         return "action_link_account"
 
-    def handle(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        session: Session,
-        citizen: Citizen | None,
-        catalogue: Catalogue,
-    ) -> list[dict[str, Any]]:
+    def handle(self, dispatcher, tracker, session, citizen, catalogue):  # see CitizenAction
         channel, sender_id = sender_of(tracker)
         if unlinked_on_request(dispatcher, tracker, session):
             return []

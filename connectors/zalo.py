@@ -24,13 +24,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.engine import Engine
 
-from bot.delivery.channel_state import (
-    first_time,
-    native_id,
-    payload_for,
-    remember_payloads,
-    sender_id,
-)
+from bot.delivery import channel_state as state
 from bot.delivery.sending import with_retries
 from bot.vietnamese.text import clean_text
 from connectors import common
@@ -66,7 +60,7 @@ class ZaloOutput(ChannelOutput):
         self.api, self.engine, self.reply_to = api, engine, reply_to
 
     async def _send(self, recipient_id: str, text: str, buttons: Any = None) -> None:
-        user = native_id(recipient_id)
+        user = state.native_id(recipient_id)
         parts = split_text(text)
         for i, part in enumerate(parts):
             extra = buttons if i == len(parts) - 1 else None
@@ -80,7 +74,7 @@ class ZaloOutput(ChannelOutput):
         shown = buttons[:MAX_BUTTONS]
         links = [b for b in shown if b.get("url")]
         payloads = [str(b.get("payload") or b.get("title", "")) for b in shown if not b.get("url")]
-        ids = iter(await asyncio.to_thread(remember_payloads, self.engine, payloads))
+        ids = iter(await asyncio.to_thread(state.remember_payloads, self.engine, payloads))
         rendered = []
         for b in shown:
             title = str(b.get("title", ""))[:100]
@@ -116,7 +110,7 @@ class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):
         user = str(event["sender"]["id"])
         message = event["message"]
         msg_id = str(message["msg_id"])
-        sender = sender_id(NAME, user)
+        sender = state.sender_id(NAME, user)
         output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
         if not await self.admit(sender, output):
             return
@@ -131,7 +125,9 @@ class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):
             return
         text = common.clip(clean_text(text).strip())
         if text.startswith(BUTTON_PREFIX):
-            payload = await asyncio.to_thread(payload_for, self.engine, text[len(BUTTON_PREFIX) :])
+            payload = await asyncio.to_thread(
+                state.payload_for, self.engine, text[len(BUTTON_PREFIX) :]
+            )
             if payload is None:
                 await output.send_text_message(sender, common.EXPIRED_CHOICE)
                 return
@@ -190,11 +186,11 @@ class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):
             msg_id = _ident(message.get("msg_id"), 128)
             if msg_id is None or _ident(sender.get("id"), 64) is None:
                 return common.reject(NAME, 400, "message event without msg_id or sender id")
-            if not await asyncio.to_thread(first_time, self.engine, NAME, msg_id):
+            if not await asyncio.to_thread(state.first_time, self.engine, NAME, msg_id):
                 logger.info("zalo message %s already handled (retry)", msg_id[:40])
                 return response.json({"status": "duplicate"})
             output = ZaloOutput(self.api, self.engine, reply_to=msg_id)
-            recipient = sender_id(NAME, str(sender["id"]))
+            recipient = state.sender_id(NAME, str(sender["id"]))
             common.spawn(
                 self.handle(event, on_new_message),
                 f"zalo event {clean_text(name[:40])}",

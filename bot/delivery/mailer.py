@@ -5,13 +5,10 @@ sends nothing. The SMTP client lives with the other outbound clients: `connector
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import threading
 from pathlib import Path
 from typing import Protocol
 
-from bot.core.config import private_file, var_dir
+from bot.delivery.outbox_file import OutboxFile
 
 SIGNATURE = "Trợ lý dịch vụ công tỉnh Đắk Lắk"
 
@@ -21,23 +18,14 @@ class Mailer(Protocol):
         """Send one mail; raise SendError. Returns the Message-ID."""
 
 
-class OutboxMailer:
+class OutboxMailer(OutboxFile):
     """Embedded default: one JSON line per mail in `var/mail_outbox.jsonl`."""
 
-    _lock = threading.Lock()
-
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or var_dir() / "mail_outbox.jsonl"
+        super().__init__("mail_outbox.jsonl", path)
 
     def send(self, to: str, subject: str, body: str) -> str | None:
-        line = {
-            "to": to,
-            "subject": subject,
-            "text": body,
-            "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        with self._lock, private_file(self.path).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.append({"to": to, "subject": subject, "text": body})
         return None
 
 

@@ -7,14 +7,11 @@ codes and reminders can be read on a development machine; a real provider implem
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from bot.core.config import private_file, var_dir
+from bot.delivery.outbox_file import OutboxFile
 from bot.vietnamese.vn import strip_diacritics
 
 GSM_SEGMENT = 160
@@ -65,20 +62,12 @@ class SmsGateway(Protocol):
         """
 
 
-class OutboxSmsGateway:
-    """Embedded default: one JSON line per message in the outbox file."""
-
-    _lock = threading.Lock()
+class OutboxSmsGateway(OutboxFile):
+    """Embedded default: one JSON line per message in `var/sms_outbox.jsonl` (contract)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or var_dir() / "sms_outbox.jsonl"
+        super().__init__("sms_outbox.jsonl", path)
 
     def send(self, to: str, text: str, request_id: str | None = None) -> str | None:
-        line = {
-            "to": to,
-            "text": text,
-            "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        with self._lock, private_file(self.path).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.append({"to": to, "text": text})
         return None
