@@ -318,9 +318,9 @@ class EntityValueNormalizer(_Stateless):
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class BareValueIntent(_Stateless):
-    """A message that is only an extracted value (`bot.vietnamese.text.is_bare_value`) is `inform`,
-    with
-    certainty; placed before the FallbackClassifier so that such a message is never "unsure"."""
+    """A message that is only an extracted value (`bot.vietnamese.text.is_bare_value`) is
+    `inform`, with certainty; placed before the FallbackClassifier so that such a message is
+    never "unsure"."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:

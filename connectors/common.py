@@ -81,9 +81,8 @@ def positive_seconds(env: Mapping[str, str], name: str, default: float) -> float
 async def admitted(
     limit: SenderRateLimit, sender: str, tell: Callable[[str], Awaitable[Any]]
 ) -> bool:
-    """Whether this sender's message may go on (`bot.identity.ratelimit`). A refused sender is told
-    once
-    per burst through `tell`; a failure to tell is logged, never retried (it is a flood)."""
+    """Whether this sender's message may go on (`bot.identity.ratelimit`). A refused sender is
+    told once per burst through `tell`; a failure to tell is logged, never retried (a flood)."""
     verdict = limit.check(sender)
     if verdict is Verdict.ALLOW:
         return True

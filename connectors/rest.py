@@ -14,9 +14,8 @@ Every sender it is given lives under `rest:` (a body saying `"sender": "telegram
 as `rest:telegram:123`, never in chat 123's conversation or binding), the input channel is
 always `rest` whatever the body says, and of the client's metadata only REST_METADATA_KEYS
 (short strings that name nothing about the sender) reach the tracker. One sender gets at most
-INBOUND_RATE_PER_MINUTE messages (`bot.identity.ratelimit`); past it the answer is 429 with the
-polite
-text and Retry-After.
+INBOUND_RATE_PER_MINUTE messages (`bot.identity.ratelimit`); past it the answer is 429 with
+the polite text and Retry-After.
 
 credentials.yml names `connectors.rest.RestInput` instead of `rest`. The Rasa patches this
 project needs are installed by the process entry point (`connectors.patches`), not here.

@@ -1,6 +1,6 @@
-"""SMS channel: replies and proactive messages through the configured gateway (`bot.delivery.sms`),
-and
-inbound SMS from a two-way number or short code on `/webhooks/sms/webhook`.
+"""SMS channel: replies and proactive messages through the configured gateway
+(`bot.delivery.sms`), and inbound SMS from a two-way number or short code on
+`/webhooks/sms/webhook`.
 
 Inbound calls (GET as eSMS sends its MO short-code calls, or POST with JSON or a form) must carry
 the shared secret SMS_WEBHOOK_SECRET in the `X-Webhook-Secret` header, and only there: a secret

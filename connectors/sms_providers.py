@@ -108,8 +108,7 @@ def _scalar(value: object) -> str:
 
 
 def default_gateway() -> SmsGateway:
-    """The gateway chosen by SMS_PROVIDER; the outbox (`bot.delivery.sms`) unless a provider is
-    set."""
+    """The gateway chosen by SMS_PROVIDER; unset, the outbox (`bot.delivery.sms`)."""
     name = os.environ.get("SMS_PROVIDER", "outbox")
     if name == "outbox":
         return OutboxSmsGateway()

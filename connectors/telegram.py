@@ -5,10 +5,10 @@ match TELEGRAM_WEBHOOK_SECRET (403 otherwise); the update is acknowledged at onc
 in the background. Buttons become inline keyboards whose callback_data is a short id (Telegram
 allows 64 bytes, a Vietnamese payload easily takes more); a `/share_contact` button becomes a
 "share my phone" reply-keyboard button, and a shared contact that is the sender's own is passed
-to Rasa as `/link_account` with the phone sealed as a verified fact (`bot.identity.speaker.seal`):
-the
-only way a phone number reaches the actions as proven. One chat gets at most
-INBOUND_RATE_PER_MINUTE messages (`bot.identity.ratelimit`), told once when it goes over.
+to Rasa as `/link_account` with the phone sealed as a verified fact
+(`bot.identity.speaker.seal`): the only way a phone number reaches the actions as proven. One
+chat gets at most INBOUND_RATE_PER_MINUTE messages (`bot.identity.ratelimit`), told once when it
+goes over.
 """
 
 from __future__ import annotations

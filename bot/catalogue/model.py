@@ -1,8 +1,7 @@
 """The service catalogue: the 16 pilot services, their triggers, fields and texts.
 
-Departments edit `bot/catalogue/catalogue.yml`; this module validates it strictly at load so a typo
-names
-the file, the service and the field instead of surfacing later as a wrong reminder.
+Departments edit `bot/catalogue/catalogue.yml`; this module validates it strictly at load so a
+typo names the file, the service and the field instead of surfacing later as a wrong reminder.
 """
 
 from __future__ import annotations

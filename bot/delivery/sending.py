@@ -1,9 +1,8 @@
 """What every outbound channel shares: how a failed send is classified, backoff, token buckets.
 
 A channel adapter turns its API's answer into a `SendError` of one of three kinds, and the
-delivery pipeline (`bot/delivery/deliverer.py`) decides from the kind alone: retry later, give up
-on this
-channel, or move on to the next channel at once.
+delivery pipeline (`bot/delivery/deliverer.py`) decides from the kind alone: retry later, give
+up on this channel, or move on to the next channel at once.
 """
 
 from __future__ import annotations

@@ -27,10 +27,9 @@ def dues_for_records(
     """Services whose reminder window meets [today, today + horizon], soonest deadline first.
 
     `records` are the citizen's own and those of the businesses they represent; the rules in
-    `bot.reminders.rules` decide which count (newest ID card only, births not yet registered), as
-    the
-    scan does. Stop/postpone preferences are deliberately not applied: they silence reminders,
-    and the citizen may still ask what is due.
+    `bot.reminders.rules` decide which count (newest ID card only, births not yet registered),
+    as the scan does. Stop/postpone preferences are deliberately not applied: they silence
+    reminders, and the citizen may still ask what is due.
     """
     end = today + dt.timedelta(days=horizon_days)
     own = [r for r in records if r.citizen_id == citizen.id]
