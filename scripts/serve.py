@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.core.config import rasa_auth_token, var_dir  # noqa: E402
+from bot.core.config import private_file, rasa_auth_token, var_dir  # noqa: E402
 
 RASA_PROCESS = str(ROOT / "scripts" / "rasa_process.py")
 
@@ -28,8 +28,8 @@ RASA_PROCESS = str(ROOT / "scripts" / "rasa_process.py")
 def tighten_var_files() -> None:
     """Files an older version left readable by others become owner-only (var/ itself is 0700)."""
     for path in var_dir().iterdir():
-        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
-            path.chmod(0o600)
+        if path.is_file() and not path.is_symlink():
+            private_file(path)
 
 
 def commands() -> dict[str, list[str]]:
