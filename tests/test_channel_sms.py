@@ -351,8 +351,8 @@ async def test_a_flood_from_one_number_is_told_once_then_dropped(
         other = await post(client, url, sms("o1", phone=OTHER_PHONE))
         await wait_for(lambda: len(bot.messages) == 4)
     assert [a.status_code for a in [*flood, other]] == [200] * 7  # the gateway must not retry
-    assert [m.sender_id for m in bot.messages].count(f"sms:{PHONE}") == 3
-    assert bot.messages[-1].sender_id == f"sms:{OTHER_PHONE}"
+    senders = sorted(m.sender_id for m in bot.messages)  # background hand-offs: order is free
+    assert senders == sorted([f"sms:{PHONE}"] * 3 + [f"sms:{OTHER_PHONE}"])
     notice = to_sms_text(RATE_LIMITED)
     told = [s["Phone"] for s in fake.sent if s["Content"] == notice]
     assert told == [PHONE]
