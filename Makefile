@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 MODEL_STAMP := models/.trained
 # The custom NLU component and the text code it calls shape the model too.
 TRAINING_DATA := $(shell find nlu stories components -type f -name '*.*' 2>/dev/null) domain.yml \
-	config.yml bot/vietnamese/text.py bot/vietnamese/vn.py bot/vietnamese/lexicon.py bot/vietnamese/dates.py
+	config.yml $(wildcard bot/vietnamese/*.py bot/vietnamese/*.yml)
 
 # A government system sends nothing to third parties: Rasa's telemetry is off for every target.
 export RASA_TELEMETRY_ENABLED := false

@@ -13,7 +13,8 @@ from bot.core.lifecycles import DOSSIER_CANCELLABLE, DossierStatus
 from bot.dossiers.messages import RATING_QUESTION, dossier_line, rating_buttons, timeline_text
 from bot.dossiers.notices import status_text
 from bot.dossiers.submission import cancel, dossiers_of, own_dossier
-from bot.reminders.preferences import dues_of_citizen, postpone, postpone_until, stop
+from bot.reminders.due import due_sentence, dues_of_citizen, service_due
+from bot.reminders.preferences import postpone, postpone_until, stop
 from bot.service.satisfaction import survey_after
 from bot.vietnamese.vn import fold, format_date
 
@@ -24,12 +25,11 @@ NOT_FOUND = (
 
 
 def _service_name(catalogue, code: str) -> str:
-    return catalogue.service(code).name if code in {s.code for s in catalogue.services} else code
+    return catalogue.service(code).name if code in catalogue.codes else code
 
 
 class ActionCheckStatus(CitizenAction):
-    def name(self) -> str:
-        return "action_check_status"
+    action_name = "action_check_status"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         code = entity(tracker, "dossier_code")
@@ -55,8 +55,7 @@ class ActionCheckStatus(CitizenAction):
 class ActionCancelDossier(CitizenAction):
     """Withdraws a dossier before processing starts; "hủy liên kết" unlinks the channel."""
 
-    def name(self) -> str:
-        return "action_cancel_dossier"
+    action_name = "action_cancel_dossier"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         if unlinked_on_request(dispatcher, tracker, session):
@@ -90,11 +89,18 @@ class ActionCancelDossier(CitizenAction):
         return []
 
 
+# `awaiting` after a due date with an offer to prepare that service's dossier.
+OFFER = "offer:"
+OFFER_DECLINED = "Dạ. Khi cần, Ông/Bà chỉ cần nhắn tên thủ tục để hệ thống chuẩn bị hồ sơ."
+
+
 class ActionListDue(CitizenAction):
-    def name(self) -> str:
-        return "action_list_due"
+    action_name = "action_list_due"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
+        named = entity(tracker, "service")
+        if named in catalogue.codes:
+            return self._one_service(dispatcher, session, citizen, catalogue, named)
         items = dues_of_citizen(session, catalogue, citizen, today())
         if not items:
             dispatcher.utter_message(
@@ -123,6 +129,29 @@ class ActionListDue(CitizenAction):
         )
         return []
 
+    def _one_service(self, dispatcher, session, citizen, catalogue, code):
+        """Answers "when does my passport expire?" with that deadline and offers to prepare it."""
+        service = catalogue.service(code)
+        item = service_due(session, catalogue, citizen, code, today())
+        if item is None:
+            text = (
+                f"Hệ thống chưa có dữ liệu về hạn {service.short_name} của Ông/Bà, nên chưa "
+                "có nhắc hạn nào cho thủ tục này."
+            )
+        else:
+            text = due_sentence(item, today())
+        if service.level not in (2, 3):
+            dispatcher.utter_message(text=text)
+            return [SlotSet("service", code), SlotSet("awaiting", None)]
+        dispatcher.utter_message(
+            text=f"{text} Ông/Bà có muốn hệ thống chuẩn bị sẵn hồ sơ {service.short_name} không?",
+            buttons=[
+                {"title": "Chuẩn bị hồ sơ", "payload": f'/request_service{{"service":"{code}"}}'},
+                {"title": "Để sau", "payload": "/deny"},
+            ],
+        )
+        return [SlotSet("service", code), SlotSet("awaiting", f"{OFFER}{code}")]
+
 
 def _days_in(text: str) -> int | None:
     match = re.search(r"(\d{1,3})\s*(ngay|tuan|thang)", fold(text))
@@ -140,8 +169,7 @@ def _reminder_service(tracker) -> str | None:
 
 
 class ActionPostponeReminder(CitizenAction):
-    def name(self) -> str:
-        return "action_postpone_reminder"
+    action_name = "action_postpone_reminder"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         service_code = _reminder_service(tracker)
@@ -156,8 +184,7 @@ class ActionPostponeReminder(CitizenAction):
 
 
 class ActionStopReminders(CitizenAction):
-    def name(self) -> str:
-        return "action_stop_reminders"
+    action_name = "action_stop_reminders"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         service_code = entity(tracker, "service")
@@ -173,8 +200,7 @@ class ActionStopReminders(CitizenAction):
 class ActionDossierStatus(CitizenAction):
     """EXTERNAL_dossier_status: an officer changed a dossier; tell its owner (and survey)."""
 
-    def name(self) -> str:
-        return "action_dossier_status"
+    action_name = "action_dossier_status"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         code = entity(tracker, "dossier_code")

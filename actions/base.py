@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import logging
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -59,7 +59,24 @@ def entity(tracker: Tracker, name: str) -> str | None:
     )
 
 
-class CitizenAction(Action, abc.ABC):
+def service_in_context(tracker: Tracker) -> str | None:
+    """The service a message without a name means: the one of the reminder the citizen is
+    answering, else the one talked about last ("còn lệ phí?")."""
+    if (tracker.get_slot("awaiting") or "").startswith("reminder:"):
+        return tracker.get_slot("reminder_service") or tracker.get_slot("service")
+    return tracker.get_slot("service")
+
+
+class Named:
+    """Rasa asks every action its name; each class states it once, as `action_name`."""
+
+    action_name: ClassVar[str]
+
+    def name(self) -> str:
+        return self.action_name
+
+
+class CitizenAction(Named, Action, abc.ABC):
     """Runs `handle` in one unit of work with the bound citizen (None when anonymous)."""
 
     requires_identity = True

@@ -16,8 +16,8 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actions.account import ActionCheckStatus, ActionPostponeReminder
-from actions.base import CitizenAction, entity, sender_of
+from actions.account import OFFER, OFFER_DECLINED, ActionCheckStatus, ActionPostponeReminder
+from actions.base import CitizenAction, Named, entity, sender_of
 from actions.dossiers import prepare, submit_and_report
 from actions.identity import ActionLinkAccount
 from actions.procedures import ActionAnswerProcedure
@@ -37,11 +37,10 @@ from bot.service.satisfaction import add_comment, parse_rating, record_rating
 log = logging.getLogger(__name__)
 
 
-class ActionInform(Action):
+class ActionInform(Named, Action):
     """A value on its own: an ID number or code → linking; a dossier code → status."""
 
-    def name(self) -> str:
-        return "action_inform"
+    action_name = "action_inform"
 
     def run(self, dispatcher, tracker, domain):
         if entity(tracker, "cccd") or entity(tracker, "otp"):
@@ -54,8 +53,7 @@ class ActionInform(Action):
 class ActionReminder(CitizenAction):
     """EXTERNAL_reminder: show the reminder in the conversation and wait for 1 / 2."""
 
-    def name(self) -> str:
-        return "action_reminder"
+    action_name = "action_reminder"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         reminder_id = entity(tracker, "reminder_id")
@@ -101,8 +99,7 @@ class ActionYesNo(CitizenAction):
 
     requires_identity = False
 
-    def name(self) -> str:
-        return "action_yes_no"
+    action_name = "action_yes_no"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         intent = tracker.latest_message.get("intent", {}).get("name")
@@ -125,6 +122,14 @@ class ActionYesNo(CitizenAction):
                 dispatcher, session, citizen, catalogue, service_code, channel, sender_id
             )
             return [SlotSet("awaiting", None), *events]
+        if citizen is not None and awaiting.startswith(OFFER):
+            # "Ông/Bà có muốn hệ thống chuẩn bị sẵn hồ sơ …?" after a due date (list_due).
+            if not yes:
+                dispatcher.utter_message(text=OFFER_DECLINED)
+                return [SlotSet("awaiting", None)]
+            code = awaiting.removeprefix(OFFER)
+            events = prepare(dispatcher, session, citizen, catalogue, code, channel, sender_id)
+            return [SlotSet("awaiting", None), *events]
         if citizen is not None and awaiting == "submit":
             draft = open_draft(session, channel, sender_id)
             if yes and draft and not missing_fields(catalogue.service(draft.service_code), draft):
@@ -145,8 +150,7 @@ class ActionYesNo(CitizenAction):
 class ActionRate(CitizenAction):
     requires_identity = False
 
-    def name(self) -> str:
-        return "action_rate"
+    action_name = "action_rate"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         rating = parse_rating(entity(tracker, "rating"))
@@ -170,9 +174,8 @@ class ActionRate(CitizenAction):
         ]
 
 
-class ValidateFeedbackForm(FormValidationAction):
-    def name(self) -> str:
-        return "validate_feedback_form"
+class ValidateFeedbackForm(Named, FormValidationAction):
+    action_name = "validate_feedback_form"
 
     def validate_feedback_comment(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -191,9 +194,8 @@ class ValidateFeedbackForm(FormValidationAction):
         return {"feedback_comment": "given"}
 
 
-class ActionAskFeedbackComment(Action):
-    def name(self) -> str:
-        return "action_ask_feedback_comment"
+class ActionAskFeedbackComment(Named, Action):
+    action_name = "action_ask_feedback_comment"
 
     def run(self, dispatcher, tracker, domain):
         dispatcher.utter_message(
@@ -207,8 +209,7 @@ class ActionHandoff(CitizenAction):
 
     requires_identity = False
 
-    def name(self) -> str:
-        return "action_handoff"
+    action_name = "action_handoff"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         channel, sender_id = sender_of(tracker)
@@ -240,8 +241,7 @@ class ActionHandoff(CitizenAction):
 class ActionAskErasure(CitizenAction):
     requires_identity = False
 
-    def name(self) -> str:
-        return "action_ask_erasure"
+    action_name = "action_ask_erasure"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         dispatcher.utter_message(

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.base import CitizenAction, entity, sender_of
+from actions.base import CitizenAction, Named, entity, sender_of, service_in_context
 from actions.procedures import ActionAnswerProcedure
 from bot.catalogue.fields import FieldError, prompt_of
 from bot.catalogue.model import Catalogue, get_catalogue
@@ -39,6 +39,7 @@ from bot.dossiers.messages import (
 )
 from bot.dossiers.submission import own_dossier, submit_draft
 from bot.dossiers.workdays import appointment_slots
+from bot.reminders.due import due_sentence, service_due
 from bot.service.replies import Reply, read_reply
 from bot.service.satisfaction import survey_after
 from connectors.dossier_gateway import gateway_from_env
@@ -89,15 +90,14 @@ class ActionRequestService(CitizenAction):
 
     requires_identity = False
 
-    def name(self) -> str:
-        return "action_request_service"
+    action_name = "action_request_service"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         if tracker.get_slot("pending_question") not in (None, "overview"):
             # "cần giấy tờ gì?" … "khai sinh": a bare name answers the question still pending.
             return ActionAnswerProcedure().run(dispatcher, tracker, {})
-        code = entity(tracker, "service") or tracker.get_slot("service")
-        if code not in {s.code for s in catalogue.services}:
+        code = entity(tracker, "service") or service_in_context(tracker)
+        if code not in catalogue.codes:
             dispatcher.utter_message(
                 text=which_service_prompt("overview"), buttons=service_buttons(catalogue)
             )
@@ -109,6 +109,10 @@ class ActionRequestService(CitizenAction):
                 "danh tính: nhập số định danh cá nhân (12 số trên thẻ căn cước)."
             )
             return [SlotSet("service", code)]
+        held = service_due(session, catalogue, citizen, code, today())
+        if held is not None:
+            # "Bằng lái sắp hết hạn, cần đổi": the deadline first, then the prepared draft.
+            dispatcher.utter_message(text=due_sentence(held, today()))
         channel, sender_id = sender_of(tracker)
         return prepare(dispatcher, session, citizen, catalogue, code, channel, sender_id)
 
@@ -126,9 +130,8 @@ def _current_field(catalogue: Catalogue, draft: DossierDraft, editing: str | Non
     return missing[0] if missing else None
 
 
-class ValidateDossierForm(FormValidationAction):
-    def name(self) -> str:
-        return "validate_dossier_form"
+class ValidateDossierForm(Named, FormValidationAction):
+    action_name = "validate_dossier_form"
 
     async def required_slots(
         self,
@@ -199,8 +202,7 @@ class ValidateDossierForm(FormValidationAction):
 
 
 class ActionAskFieldValue(CitizenAction):
-    def name(self) -> str:
-        return "action_ask_field_value"
+    action_name = "action_ask_field_value"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         draft = _draft_for(session, tracker)
@@ -218,8 +220,7 @@ class ActionAskFieldValue(CitizenAction):
 
 
 class ActionAskConfirmation(CitizenAction):
-    def name(self) -> str:
-        return "action_ask_confirmation"
+    action_name = "action_ask_confirmation"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         draft = _draft_for(session, tracker)
@@ -264,8 +265,7 @@ def submit_and_report(
 class ActionFinishDossier(CitizenAction):
     """After the form: submit on consent, drop the draft on refusal, guide a self-service filer."""
 
-    def name(self) -> str:
-        return "action_finish_dossier"
+    action_name = "action_finish_dossier"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         draft = _draft_for(session, tracker)
@@ -290,9 +290,8 @@ class ActionFinishDossier(CitizenAction):
         return FORM_RESET
 
 
-class ValidateAppointmentForm(FormValidationAction):
-    def name(self) -> str:
-        return "validate_appointment_form"
+class ValidateAppointmentForm(Named, FormValidationAction):
+    action_name = "validate_appointment_form"
 
     def validate_appointment(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -308,8 +307,7 @@ class ValidateAppointmentForm(FormValidationAction):
 
 
 class ActionAskAppointment(CitizenAction):
-    def name(self) -> str:
-        return "action_ask_appointment"
+    action_name = "action_ask_appointment"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         slots = appointment_slots(utcnow())
@@ -325,8 +323,7 @@ class ActionAskAppointment(CitizenAction):
 
 
 class ActionFinishAppointment(CitizenAction):
-    def name(self) -> str:
-        return "action_finish_appointment"
+    action_name = "action_finish_appointment"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         chosen, code = tracker.get_slot("appointment"), tracker.get_slot("last_dossier")

@@ -7,6 +7,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.base import Named
 from bot.service.fallback import clarify
 
 
@@ -23,9 +24,8 @@ def _previous_bot_action(tracker: Tracker) -> str | None:
     return None
 
 
-class ActionClarify(Action):
-    def name(self) -> str:
-        return "action_clarify"
+class ActionClarify(Named, Action):
+    action_name = "action_clarify"
 
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]

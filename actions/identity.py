@@ -66,8 +66,7 @@ class ActionLinkAccount(CitizenAction):
 
     requires_identity = False
 
-    def name(self) -> str:
-        return "action_link_account"
+    action_name = "action_link_account"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):  # see CitizenAction
         channel, sender_id = sender_of(tracker)

@@ -8,22 +8,21 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import NEED_LINK_TEXT
+from actions.base import NEED_LINK_TEXT, Named, service_in_context
 from bot.catalogue.model import get_catalogue
 from bot.catalogue.procedures import TOPIC_OF_INTENT, answer, service_buttons, which_service_prompt
 
 PERSONAL_ENTITIES = {"cccd", "phone", "otp", "dossier_code"}
 
 
-class ActionAnswerProcedure(Action):
+class ActionAnswerProcedure(Named, Action):
     """Handles ask_requirements, ask_fee, ask_processing_time, request_service and inform.
 
     A question without a service remembers its topic in `pending_question`, so the next
     message naming a service ("khai sinh") gets that answer.
     """
 
-    def name(self) -> str:
-        return "action_answer_procedure"
+    action_name = "action_answer_procedure"
 
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
@@ -41,8 +40,8 @@ class ActionAnswerProcedure(Action):
         topic = TOPIC_OF_INTENT.get(intent) or pending or "overview"
         catalogue = get_catalogue()
         # A follow-up question ("còn lệ phí?") keeps the service talked about last.
-        code = mentioned or (tracker.get_slot("service") if intent in TOPIC_OF_INTENT else None)
-        if code is None or code not in {s.code for s in catalogue.services}:
+        code = mentioned or (service_in_context(tracker) if intent in TOPIC_OF_INTENT else None)
+        if code is None or code not in catalogue.codes:
             dispatcher.utter_message(
                 text=which_service_prompt(topic), buttons=service_buttons(catalogue)
             )

@@ -32,7 +32,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -47,11 +47,15 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import median, print_table, progress
+from bot.learning.heldout import INDEPENDENT_SET, Utterance, load_utterances, sentence_key
+from bot.learning.nlu_data import domain_intents, plain_text, training_examples
+from bot.learning.review import SYSTEM_PREFIX
 from bot.vietnamese.vn import strip_diacritics
 
 ROOT = Path(__file__).resolve().parent.parent
 NLU_DIR = ROOT / "nlu"
 DEFAULT_CONFIG = ROOT / "config.yml"
+DOMAIN = ROOT / "domain.yml"
 SEED = 20261123
 WARMUP = 5  # parses per fold not timed
 IGNORED_ENTITIES = frozenset({"date"})
@@ -183,12 +187,20 @@ def stratified_folds(messages: list[Any], folds: int, seed: int = SEED) -> list[
     return parts
 
 
-def explicit_synonyms() -> dict[str, str]:
+def load_training_data(nlu_dir: Path = NLU_DIR) -> Any:
+    """Rasa's TrainingData of every NLU file of the folder."""
+    with quiet():
+        from rasa.shared.nlu.training_data.loading import load_data
+
+        return load_data(str(nlu_dir))
+
+
+def explicit_synonyms(nlu_dir: Path = NLU_DIR) -> dict[str, str]:
     """`synonym:` blocks of the NLU files, read from the YAML itself."""
     import yaml
 
     synonyms: dict[str, str] = {}
-    for path in sorted(NLU_DIR.glob("*.yml")):
+    for path in sorted(nlu_dir.glob("*.yml")):
         for item in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
             if "synonym" in item:
                 for line in item["examples"].splitlines():
@@ -198,10 +210,28 @@ def explicit_synonyms() -> dict[str, str]:
     return synonyms
 
 
+def train_nlu_model(config: Path, nlu_data: Path, out: Path, name: str) -> tuple[float, str]:
+    """Train an NLU-only model on a file or folder of NLU data, training cache off; return
+    (seconds, model archive path)."""
+    with quiet():
+        from rasa.model_training import train_nlu
+
+    chatter = io.StringIO()  # "Your Rasa model is trained…", or why it was not
+    start = time.perf_counter()
+    with quiet(chatter), no_training_cache():
+        model = train_nlu(
+            config=str(config), nlu_data=str(nlu_data), output=str(out), fixed_model_name=name
+        )
+    seconds = time.perf_counter() - start
+    if not model:
+        print(chatter.getvalue(), file=sys.stderr)
+        raise RuntimeError(f"training with {config} produced no model (see messages above)")
+    return seconds, model
+
+
 def train_fold(config: Path, full: Any, train_msgs: list[Any], tmp: Path) -> tuple[float, str]:
     """Train an NLU-only model on train_msgs; return (seconds, model archive path)."""
     with quiet():
-        from rasa.model_training import train_nlu
         from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
         from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -216,20 +246,7 @@ def train_fold(config: Path, full: Any, train_msgs: list[Any], tmp: Path) -> tup
     )
     data_path = tmp / "train_nlu.yml"
     data_path.write_text(RasaYAMLWriter().dumps(train_td), encoding="utf-8")
-    chatter = io.StringIO()  # "Your Rasa model is trained…", or why it was not
-    start = time.perf_counter()
-    with quiet(chatter), no_training_cache():
-        model = train_nlu(
-            config=str(config),
-            nlu_data=str(data_path),
-            output=str(tmp / "models"),
-            fixed_model_name="fold",
-        )
-    seconds = time.perf_counter() - start
-    if not model:
-        print(chatter.getvalue(), file=sys.stderr)
-        raise RuntimeError(f"training with {config} produced no model (see messages above)")
-    return seconds, model
+    return train_nlu_model(config, data_path, tmp / "models", "fold")
 
 
 async def parse_all(agent: Any, examples: list[Example], tally: Tally, warmup: int) -> None:
@@ -242,20 +259,107 @@ async def parse_all(agent: Any, examples: list[Example], tally: Tally, warmup: i
         tally.add(example, parsed)
 
 
-def evaluate_fold(model: str, test_msgs: list[Any], tallies: dict[str, Tally]) -> None:
+def load_agent(model: str) -> Any:
+    """A Rasa Agent of the model archive, to parse messages in-process."""
     with quiet():
         from rasa.core.agent import Agent
 
-        agent = Agent.load(model)
+        return Agent.load(model)
 
-    async def both() -> None:
+
+def parse_into(agent: Any, batches: list[tuple[list[Example], Tally, int]]) -> None:
+    """Parse each batch of examples into its tally, the first `warmup` parses of it not timed."""
+
+    async def all_batches() -> None:
         with quiet():
-            original = [to_example(m, stripped=False) for m in test_msgs]
-            await parse_all(agent, original, tallies["original"], WARMUP)
-            stripped = [to_example(m, stripped=True) for m in test_msgs]
-            await parse_all(agent, stripped, tallies["accent-stripped"], 0)
+            for examples, tally, warmup in batches:
+                await parse_all(agent, examples, tally, warmup)
 
-    asyncio.run(both())
+    asyncio.run(all_batches())
+
+
+def evaluate_fold(model: str, test_msgs: list[Any], tallies: dict[str, Tally]) -> None:
+    agent = load_agent(model)
+    original = [to_example(m, stripped=False) for m in test_msgs]
+    stripped = [to_example(m, stripped=True) for m in test_msgs]
+    parse_into(
+        agent,
+        [(original, tallies["original"], WARMUP), (stripped, tallies["accent-stripped"], 0)],
+    )
+
+
+def accuracy(tally: Tally) -> object:
+    correct = sum(g == p for g, p in zip(tally.gold, tally.predicted, strict=True))
+    return round(correct / len(tally.gold), 3) if tally.gold else "–"
+
+
+def typed_intents() -> set[str]:
+    """The intents a citizen's message can have (the domain's, without the system's)."""
+    return {i for i in domain_intents(DOMAIN) if not i.startswith(SYSTEM_PREFIX)}
+
+
+def split_by_domain(
+    utterances: Sequence[Utterance], intents: set[str]
+) -> tuple[list[Utterance], Counter[str]]:
+    """The utterances whose intent is in the domain, and how many others there are by intent."""
+    kept = [u for u in utterances if u.intent in intents]
+    return kept, Counter(u.intent for u in utterances if u.intent not in intents)
+
+
+def examples(utterances: Sequence[Utterance], stripped: bool = False) -> list[Example]:
+    """Held-out utterances as examples: intent and service only (no spans are annotated)."""
+    return [
+        Example(
+            strip_diacritics(u.text) if stripped else u.text,
+            u.intent,
+            set(),
+            {u.service} if u.service else None,
+        )
+        for u in utterances
+    ]
+
+
+def score(model: str, test_set: Sequence[Utterance], warmup: int = 0) -> tuple[Tally, Tally]:
+    """Tallies of the model on the utterances as written and with diacritics stripped."""
+    written, stripped = Tally(), Tally()
+    parse_into(
+        load_agent(model),
+        [(examples(test_set), written, warmup), (examples(test_set, True), stripped, 0)],
+    )
+    return written, stripped
+
+
+def independent_set(config: Path, name: str) -> tuple[list[list[object]], list[list[object]]]:
+    """Rows for the main table (the model trained on all of nlu/, scored on the held-out
+    citizens' set as written and accent-stripped) and accuracy by writing style."""
+    utterances, aside = split_by_domain(load_utterances(INDEPENDENT_SET), typed_intents())
+    progress(
+        f"{name}: training on all of nlu/ for the independent set ({len(utterances)} "
+        f"utterances; {sum(aside.values())} set aside, intents not in the domain: "
+        f"{', '.join(sorted(aside)) or 'none'})"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench_nlu_independent_") as tmp:
+        train_s, model = train_nlu_model(config, NLU_DIR, Path(tmp), "independent")
+        written, stripped = score(model, utterances, warmup=WARMUP)
+    rows = [
+        summarise(name, "independent set", written, [train_s]),
+        summarise(name, "independent, accent-stripped", stripped, [train_s]),
+    ]
+    # Short turns ("đồng ý", "ko", "1") are also training sentences: the unseen part is the
+    # stricter measure of generalisation.
+    trained = {sentence_key(plain_text(e.text)) for e in training_examples(NLU_DIR).values()}
+    groups = {
+        style: [u.style == style for u in utterances]
+        for style in sorted({u.style or "–" for u in utterances})
+    }
+    groups["not a sentence of nlu/"] = [sentence_key(u.text) not in trained for u in utterances]
+    by_style = []
+    for group, member in groups.items():
+        picked = [i for i, inside in enumerate(member) if inside]
+        for label, tally in (("as written", written), ("accent-stripped", stripped)):
+            ok = sum(tally.gold[i] == tally.predicted[i] for i in picked)
+            by_style.append([name, group, label, len(picked), round(ok / len(picked), 3)])
+    return rows, by_style
 
 
 def config_names(configs: list[Path]) -> list[str]:
@@ -299,10 +403,7 @@ def cross_validate(
     the first config's tally on the original texts."""
     if folds < 2:
         raise ValueError("cross-validation needs at least 2 folds")
-    with quiet():
-        from rasa.shared.nlu.training_data.loading import load_data
-
-        full = load_data(str(NLU_DIR))
+    full = load_training_data()
     messages = [m for m in full.intent_examples if m.get("text")]
     parts = stratified_folds(messages, folds)
     progress(
@@ -326,7 +427,7 @@ def cross_validate(
                     f"parsing {len(test_msgs)} examples ×2"
                 )
                 evaluate_fold(model, test_msgs, tallies)
-        rows += [summarise(name, t, tallies[t], train_s) for t in TEST_SETS]
+        rows += [summarise(name, f"cross-validation, {t}", tallies[t], train_s) for t in TEST_SETS]
         if first is None:
             first = original = tallies["original"]
             counts = Counter(
@@ -393,11 +494,21 @@ def main(argv: list[str] | None = None) -> None:
         if not config.is_file():
             raise SystemExit(f"config not found: {config}")
     rows, confusions, first = cross_validate(configs, args.folds)
+    by_style: list[list[object]] = []
+    for name, config in zip(config_names(configs), configs, strict=True):
+        independent, styles = independent_set(config, name)
+        rows += independent
+        by_style += styles
     print_table(
         f"NLU {args.folds}-fold cross-validation by intent ({NLU_DIR.relative_to(ROOT)}/; "
         f"parse = one Agent.parse_message, after {WARMUP} warm-up parses per fold)",
         HEADERS,
         rows,
+    )
+    print_table(
+        f"Independent set ({INDEPENDENT_SET.relative_to(ROOT)}) by part: intent accuracy",
+        ["config", "part", "test set", "utterances", "intent acc"],
+        by_style,
     )
     print_table(
         f"Top intent confusions of {config_names(configs)[0]} (original texts)",

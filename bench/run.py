@@ -11,12 +11,21 @@ from bench import (
     bench_console,
     bench_delivery,
     bench_import_seed,
+    bench_learning,
     bench_load,
     bench_nlu,
     bench_scan,
 )
 
-BENCHMARKS = [bench_import_seed, bench_nlu, bench_scan, bench_delivery, bench_console, bench_load]
+BENCHMARKS = [
+    bench_import_seed,
+    bench_nlu,
+    bench_learning,
+    bench_scan,
+    bench_delivery,
+    bench_console,
+    bench_load,
+]
 
 if __name__ == "__main__":
     for module in BENCHMARKS:

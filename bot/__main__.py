@@ -1,4 +1,5 @@
-"""Command line: `python -m bot {migrate,import,seed,demo-citizens,officer,catalogue}`."""
+"""Command line: `python -m bot {migrate,import,seed,demo-citizens,officer,catalogue,
+nlu-review}`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.catalogue.model import CatalogueError, get_catalogue, load_catalogue
-from bot.core.config import load_settings
+from bot.core.config import PROJECT_ROOT, load_settings
 from bot.core.db import get_engine, unit_of_work
 from bot.core.migrate import upgrade
 from bot.data.tabular import FileFormatError
 from bot.governance.pii import configure_logging
+from bot.learning.heldout import HELD_OUT_SETS
 
 
 class Progress:
@@ -100,7 +102,7 @@ def cmd_demo_citizens(args: argparse.Namespace) -> int:
 
     upgrade(load_settings().database_url)
     catalogue = get_catalogue()
-    if args.service and args.service not in {s.code for s in catalogue.services}:
+    if args.service and args.service not in catalogue.codes:
         print(f"Lỗi: không có thủ tục '{args.service}'", file=sys.stderr)
         return 2
     today = args.today or dt.date.today()
@@ -152,6 +154,44 @@ def cmd_catalogue_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nlu_review(args: argparse.Namespace) -> int:
+    from bot.learning.heldout import HeldOutError
+    from bot.learning.nlu_data import NluFileError
+    from bot.learning.review import review
+
+    try:
+        report = review(
+            Path(args.file),
+            nlu_dir=args.nlu_dir,
+            domain=args.domain,
+            held_out_sets=args.held_out or list(HELD_OUT_SETS),
+            dry_run=args.dry_run,
+        )
+    except (NluFileError, HeldOutError) as exc:
+        print(f"Error: {exc}. Nothing was written.", file=sys.stderr)
+        return 2
+    width = max((len(v.example.intent) for v in report.verdicts), default=0)
+    for verdict in report.verdicts:
+        example = verdict.example
+        reason = f" — {verdict.reason}" if verdict.reason else ""
+        print(
+            f"line {example.line:>4}  {verdict.decision:<9}  {example.intent:<{width}}  "
+            f"{example.text}{reason}"
+        )
+    counts = (
+        f"{report.count('accepted')} accepted, {report.count('duplicate')} duplicate, "
+        f"{report.count('refused')} refused"
+    )
+    if report.written:
+        after = f"merged into {report.written}; retrain with `make train`"
+    elif args.dry_run:
+        after = "dry run: nothing written"
+    else:
+        after = "nothing to add"
+    print(f"{counts}; {after}.")
+    return 1 if report.count("refused") else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,6 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = cat.add_parser("check", help="validate the catalogue file")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_catalogue_check)
+
+    p = sub.add_parser(
+        "nlu-review", help="check a reviewed flag export and merge it into nlu/reviewed.yml"
+    )
+    p.add_argument("file", help="the console's NLU YAML export, reviewed")
+    p.add_argument("--dry-run", action="store_true", help="print the decisions, write nothing")
+    p.add_argument("--nlu-dir", type=Path, default=PROJECT_ROOT / "nlu", help="default: nlu/")
+    p.add_argument("--domain", type=Path, default=PROJECT_ROOT / "domain.yml")
+    p.add_argument(
+        "--held-out",
+        type=Path,
+        action="append",
+        help="a held-out set never to train on (repeatable; default: "
+        + ", ".join(str(path.relative_to(PROJECT_ROOT)) for path in HELD_OUT_SETS)
+        + ")",
+    )
+    p.set_defaults(func=cmd_nlu_review)
     return parser
 
 

@@ -19,16 +19,19 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.core.clock import TZ_NAME
 from bot.vietnamese.dates import find_dates
-from bot.vietnamese.lexicon import Lexicon
+from bot.vietnamese.lexicon import Lexicon, PhraseMatch
+from bot.vietnamese.shorthand import shorthand
 from bot.vietnamese.text import is_bare_value, normalize_text
 from bot.vietnamese.vn import strip_diacritics
 
@@ -133,6 +136,21 @@ class AccentStrippedAugmenter(_Stateless):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
+class ShorthandTokenizer(WhitespaceTokenizer):
+    """Whitespace tokens of the message, read through the shorthand table
+    (`bot.vietnamese.shorthand`): "ko" is the token "không", "lltp" the tokens "lý lịch tư
+    pháp", each with the offsets of what the citizen typed, so the featurizers see the words
+    while entity spans stay on the citizen's text."""
+
+    def tokenize(self, message: Message, attribute: str) -> list[Token]:
+        tokens = super().tokenize(message, attribute)
+        if attribute != TEXT:
+            return tokens
+        spans = shorthand().expand_spans([t.text for t in tokens])
+        return [Token(word, tokens[first].start, tokens[last].end) for word, first, last in spans]
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
 class UndertheseaTokenizer(_Created, Tokenizer):
     """Word segmentation with underthesea's CRF ("gia hạn" as one token), for comparison."""
 
@@ -196,15 +214,25 @@ class E5SentenceFeaturizer(_Created, DenseFeaturizer, GraphComponent):
         if float(config.get("scale", 1.0)) <= 0:
             raise ValueError("E5SentenceFeaturizer: scale must be positive")
 
+    BATCH = 64  # training data is embedded in batches: one call per example is much slower
+
     def process(self, messages: list[Message]) -> list[Message]:
         model = _e5()
-        for message in messages:
-            text = message.get(TEXT)
-            if text:
-                vector = np.asarray(model.query(text), dtype=np.float32)[None, :]
-                vector *= float(self._config.get("scale", 1.0))
-                self.add_features_to_message(None, vector, TEXT, message)
+        scale = float(self._config.get("scale", 1.0))
+        texts = [(m, self._words(m)) for m in messages]
+        texts = [(m, t) for m, t in texts if t]
+        for first in range(0, len(texts), self.BATCH):
+            batch = texts[first : first + self.BATCH]
+            vectors = np.asarray(model.query([t for _, t in batch]), dtype=np.float32) * scale
+            for (message, _), vector in zip(batch, vectors, strict=True):
+                self.add_features_to_message(None, vector[None, :], TEXT, message)
         return messages
+
+    @staticmethod
+    def _words(message: Message) -> str:
+        """The shorthand tokenizer's words ("không", not "ko") when there is one before us."""
+        tokens = message.get(TOKENS_NAMES[TEXT])
+        return " ".join(t.text for t in tokens) if tokens else message.get(TEXT) or ""
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         self.process(training_data.training_examples)
@@ -273,12 +301,39 @@ class LexiconEntityExtractor(_Created, GraphComponent, EntityExtractorMixin):
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
-            found = [
-                (m.entity, m.value, m.start, m.end)
-                for m in self._lexicon.find(message.get(TEXT) or "")
+            text = message.get(TEXT) or ""
+            matches = self._matches(text, message.get(TOKENS_NAMES[TEXT]) or [])
+            numbers = any(e["entity"] in ("cccd", "phone") for e in message.get(ENTITIES, []))
+            quoted = [
+                m
+                for m in matches
+                if m.entity == "service" and shorthand().is_incidental(text[m.start : m.end])
             ]
-            _append_entities(self, message, found)
+            named = sum(m.entity == "service" for m in matches) - len(quoted)
+            if quoted and (numbers or named):
+                # "số cccd của tôi là …", "làm hộ chiếu có cần mang cccd không": the card is
+                # quoted or shown, not the service asked for.
+                matches = [m for m in matches if m not in quoted]
+            _append_entities(self, message, [(m.entity, m.value, m.start, m.end) for m in matches])
         return messages
+
+    def _matches(self, text: str, tokens: list[Token]) -> list[PhraseMatch]:
+        """Matches in what the citizen typed, then in the words the shorthand tokenizer read
+        ("hooj chieeus" → "hộ chiếu"), the latter mapped back onto the typed span."""
+        typed = self._lexicon.find(text)
+        read, spans, position = [], [], 0
+        for token in tokens:
+            read.append(token.text)
+            spans.append((position, position + len(token.text), token.start, token.end))
+            position += len(token.text) + 1
+        for m in self._lexicon.find(" ".join(read)):
+            covered = [(s, e) for a, b, s, e in spans if a < m.end and m.start < b]
+            if not covered:
+                continue
+            start, end = min(s for s, _ in covered), max(e for _, e in covered)
+            if not any(start < t.end and t.start < end for t in typed):
+                typed.append(PhraseMatch(start, end, m.entity, m.value))
+        return sorted(typed, key=lambda m: m.start)
 
 
 @DefaultV1Recipe.register([EXTRACTOR], is_trainable=False)

@@ -111,6 +111,14 @@ class ApiChannelInput(ChannelInput, Generic[ConfigT, ApiT]):
         self._api: ApiT | None = None
         self.rate_limit = rate_limit or SenderRateLimit.from_env()
 
+    # The provider's configuration class: `from_env()` gives None when the channel is not set up.
+    config_type: ClassVar[Any]
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        """Rasa builds channels from credentials.yml; ours read secrets from the environment."""
+        return cls(cls.config_type.from_env())
+
     def _connect(self, config: ConfigT) -> ApiT:
         raise NotImplementedError
 

@@ -274,10 +274,7 @@ def interpret(update: Update) -> Inbound:
 
 class TelegramInput(ApiChannelInput[TelegramConfig, TelegramApi]):
     NAME = NAME
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> TelegramInput:
-        return cls(TelegramConfig.from_env())
+    config_type = TelegramConfig
 
     def _connect(self, config: TelegramConfig) -> TelegramApi:
         return TelegramApi(config)

@@ -93,10 +93,7 @@ class ZaloOutput(ChannelOutput):
 
 class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):
     NAME = NAME
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> ZaloInput:
-        return cls(ZaloConfig.from_env())
+    config_type = ZaloConfig
 
     def _connect(self, config: ZaloConfig) -> ZaloApi:
         return ZaloApi(config, ZaloTokenStore(self.engine, config))

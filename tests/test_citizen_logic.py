@@ -22,7 +22,8 @@ from bot.dossiers.workdays import (
 )
 from bot.governance.erasure import erase_sender, purge_tracker
 from bot.identity.linking import bind, bound_citizen
-from bot.reminders.preferences import dues_of_citizen, is_silenced, postpone, postpone_until, stop
+from bot.reminders.due import due_sentence, dues_of_citizen, service_due
+from bot.reminders.preferences import is_silenced, postpone, postpone_until, stop
 from bot.service.handoffs import active_handoff, close_handoff, open_handoff
 from bot.service.replies import Reply, read_reply
 from bot.service.satisfaction import add_comment, parse_rating, record_rating
@@ -74,6 +75,30 @@ def test_dues_include_businesses_the_citizen_represents(
         )
         codes = [i.service.code for i in dues_of_citizen(s, catalogue, owner, TODAY)]
     assert codes == ["gplx_doi", "gp_ban_le_ruou"]
+
+
+def test_a_named_service_has_its_deadline_however_far_or_recently_missed(
+    engine: Engine, catalogue: Catalogue
+) -> None:
+    with unit_of_work(engine) as s:
+        owner = factories.citizen(s)
+        factories.record(
+            s, owner, "ho_chieu", issued_on=dt.date(2020, 1, 1), valid_until=dt.date(2030, 1, 1)
+        )
+        factories.record(
+            s,
+            owner,
+            "gplx",
+            issued_on=dt.date(2016, 1, 1),
+            valid_until=TODAY - dt.timedelta(days=9),
+        )
+        passport = service_due(s, catalogue, owner, "ho_chieu_cap_lai", TODAY)
+        licence = service_due(s, catalogue, owner, "gplx_doi", TODAY)
+        assert service_due(s, catalogue, owner, "gp_buc_xa", TODAY) is None
+    assert passport is not None and passport.due.deadline == dt.date(2030, 1, 1)
+    assert "là ngày 01/01/2030 (còn 1135 ngày)" in due_sentence(passport, TODAY)
+    assert licence is not None
+    assert due_sentence(licence, TODAY).endswith("đã qua từ ngày 14/11/2026.")
 
 
 def test_one_open_handoff_per_conversation(engine: Engine) -> None:

@@ -107,6 +107,33 @@ def test_lexicon_extractor_learns_synonyms_and_persists(tmp_path: Path) -> None:
     assert {e["extractor"] for e in message.get(ENTITIES)} == {"LexiconEntityExtractor"}
 
 
+@pytest.mark.parametrize(
+    ("text", "entities", "services"),
+    [
+        ("cccd sắp hết hạn, cần đổi", [], ["cccd_doi_the"]),
+        ("làm hộ chiếu có cần mang cccd không", [], ["ho_chieu_cap_lai"]),
+        ("số cccd của tôi là 066190001234", [{"entity": "cccd"}], []),
+        ("cmnd cũ hết hạn, muốn chuyển sang căn cước", [], ["cccd_doi_the", "cccd_doi_the"]),
+    ],
+)
+def test_a_quoted_card_does_not_name_the_service(
+    tmp_path: Path, text: str, entities: list[dict], services: list[str]
+) -> None:
+    extractor = LexiconEntityExtractor(
+        LexiconEntityExtractor.get_default_config(),
+        LocalModelStorage(tmp_path),
+        Resource("lexicon"),
+        {
+            "cccd": ("service", "cccd_doi_the"),
+            "cmnd": ("service", "cccd_doi_the"),
+            "căn cước": ("service", "cccd_doi_the"),
+            "hộ chiếu": ("service", "ho_chieu_cap_lai"),
+        },
+    )
+    (message,) = extractor.process([msg(text, entities=[dict(e) for e in entities])])
+    assert [e["value"] for e in message.get(ENTITIES) if e["entity"] == "service"] == services
+
+
 def test_date_extractor_resolves_relative_to_local_today() -> None:
     (message,) = make(VietnameseDateExtractor).process(
         [msg("nhắc lại ngày mai, hoặc 15 tháng 3 năm 2027")]
@@ -186,3 +213,20 @@ def test_a_message_of_bare_values_is_inform(text: str, entities: list, bare: boo
     if bare:
         assert message.get(INTENT)["confidence"] == 1.0
         assert [r["name"] for r in message.get(INTENT_RANKING_KEY)] == ["inform", "deny"]
+
+
+def test_the_lexicon_also_reads_the_shorthand_tokenizers_words(tmp_path: Path) -> None:
+    from components.vietnamese import ShorthandTokenizer
+
+    text = "tooi muoons lafm laij hooj chieeus"
+    message = msg(text)
+    make(ShorthandTokenizer).process([message])
+    extractor = LexiconEntityExtractor(
+        LexiconEntityExtractor.get_default_config(),
+        LocalModelStorage(tmp_path),
+        Resource("lexicon"),
+        {"làm lại hộ chiếu": ("service", "ho_chieu_cap_lai")},
+    )
+    (found,) = extractor.process([message])[0].get(ENTITIES)
+    assert found["value"] == "ho_chieu_cap_lai"
+    assert text[found["start"] : found["end"]] == "lafm laij hooj chieeus"

@@ -251,6 +251,11 @@ class Catalogue(Strict):
                 raise ValueError(f"service '{svc.code}': trigger.after_service '{after}' unknown")
         return values
 
+    @property
+    def codes(self) -> frozenset[str]:
+        """The service codes, to check a code from an entity, a slot or a button."""
+        return frozenset(s.code for s in self.services)
+
     def service(self, code: str) -> Service:
         for svc in self.services:
             if svc.code == code:

@@ -36,41 +36,41 @@ class Actor(StrEnum):
 
 class DossierStatus(StrEnum):
     PREPARED = "prepared"  # level 2: waits for the citizen to file in person
-    RECEIVED = "received"
-    PROCESSING = "processing"
-    NEEDS_INFO = "needs_info"
-    COMPLETED = "completed"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
+    RECEIVED = "received"  # submitted: in the officers' queue
+    PROCESSING = "processing"  # an officer works on it
+    NEEDS_INFO = "needs_info"  # the officer asked the citizen for more
+    COMPLETED = "completed"  # the result is ready
+    REJECTED = "rejected"  # refused, with the officer's reason
+    CANCELLED = "cancelled"  # withdrawn by the citizen
 
 
 class ReminderState(StrEnum):
-    PENDING = "pending"
-    ATTEMPTING = "attempting"
-    SENT = "sent"
+    PENDING = "pending"  # due, not yet sent
+    ATTEMPTING = "attempting"  # handed to the delivery pipeline
+    SENT = "sent"  # a channel accepted it
     DELIVERED = "delivered"  # counted by bot/governance/reports.py; no code writes it today
-    CONVERTED = "converted"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+    CONVERTED = "converted"  # the citizen started the service from it
+    FAILED = "failed"  # no recipient, or no channel took it
+    SKIPPED = "skipped"  # the citizen stopped or postponed these reminders
 
 
 class HandoffStatus(StrEnum):
-    OPEN = "open"
-    TAKEN = "taken"
-    CLOSED = "closed"
+    OPEN = "open"  # waiting for an officer; the bot is silent
+    TAKEN = "taken"  # an officer answers
+    CLOSED = "closed"  # the bot speaks again
 
 
 class HandoffReplyStatus(StrEnum):
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
+    SENDING = "sending"  # on its way to the citizen's channel
+    SENT = "sent"  # the channel accepted it
+    FAILED = "failed"  # the channel refused it; the officer sees why
 
 
 class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
+    PENDING = "pending"  # queued, or waiting for its next retry
+    SENDING = "sending"  # claimed by one worker
+    SENT = "sent"  # a channel accepted it
+    FAILED = "failed"  # retries and fallbacks spent
 
 
 class AttemptOutcome(StrEnum):
@@ -85,9 +85,9 @@ class AttemptOutcome(StrEnum):
 
 
 class DraftState(StrEnum):
-    OPEN = "open"
-    SUBMITTED = "submitted"
-    ABANDONED = "abandoned"
+    OPEN = "open"  # being filled in the conversation
+    SUBMITTED = "submitted"  # became a dossier
+    ABANDONED = "abandoned"  # replaced or given up
 
 
 class ForbiddenTransition(ValueError):

@@ -180,6 +180,9 @@ class ChannelBinding(ChannelSender, Base):
 
 
 class Dossier(Base):
+    """An application the citizen consented to: submitted (level 3) or prepared for the office
+    (level 2); `code` is what the citizen quotes, `status` follows `lifecycles.DOSSIER`."""
+
     __tablename__ = "dossiers"
     id: Mapped[int] = Column(Integer, primary_key=True)
     code: Mapped[str] = Column(String(24), nullable=False, unique=True)

@@ -13,12 +13,34 @@ from sqlalchemy.orm import Session
 from bot.catalogue.model import Catalogue, Service
 from bot.core.models import Business, Citizen, Record
 from bot.reminders.rules import Due, dues_for_subject
+from bot.vietnamese.vn import format_date
 
 
 @dataclass(frozen=True)
 class DueItem:
     service: Service
     due: Due
+
+
+def dues_of_citizen(
+    session: Session,
+    catalogue: Catalogue,
+    citizen: Citizen,
+    today: dt.date,
+    horizon_days: int = 365,
+) -> list[DueItem]:
+    """What is coming due for the citizen and the businesses they represent."""
+    business_ids = list(
+        session.scalars(select(Business.id).where(Business.representative_id == citizen.id))
+    )
+    records = list(
+        session.scalars(
+            select(Record).where(
+                or_(Record.citizen_id == citizen.id, Record.business_id.in_(business_ids))
+            )
+        )
+    )
+    return dues_for_records(catalogue, citizen, records, today, horizon_days)
 
 
 def dues_for_records(
@@ -40,6 +62,41 @@ def dues_for_records(
             if due.overlaps(service, today, end):
                 items.append(DueItem(service, due))
     return sorted(items, key=lambda item: item.due.deadline)
+
+
+# How long after a deadline a named document still counts as "the one to renew".
+RECENTLY_EXPIRED_DAYS = 365
+
+
+def service_due(
+    session: Session, catalogue: Catalogue, citizen: Citizen, service_code: str, today: dt.date
+) -> DueItem | None:
+    """The next (or recently missed) deadline of one service for the citizen, however far
+    ahead: the answer to "when does my passport expire?" and the first line of a request
+    for a document the citizen holds."""
+    earliest = today - dt.timedelta(days=RECENTLY_EXPIRED_DAYS)
+    items = [
+        item
+        for item in dues_of_citizen(session, catalogue, citizen, earliest, horizon_days=36500)
+        if item.service.code == service_code and item.due.deadline >= earliest
+    ]
+    upcoming = [i for i in items if i.due.deadline >= today]
+    if upcoming:
+        return upcoming[0]
+    return items[-1] if items else None
+
+
+def due_sentence(item: DueItem, today: dt.date) -> str:
+    """One line a citizen understands: the deadline, how far off, and when to file by."""
+    due, name = item.due, item.service.short_name
+    prefix = f"Theo dữ liệu hiện có, hạn {name} của Ông/Bà"
+    if due.deadline < today:
+        return f"{prefix} đã qua từ ngày {format_date(due.deadline)}."
+    days = (due.deadline - today).days
+    line = f"{prefix} là ngày {format_date(due.deadline)} (còn {days} ngày)"
+    if due.filing_deadline < due.deadline:
+        line += f"; Ông/Bà nên nộp hồ sơ trước ngày {format_date(due.filing_deadline)}"
+    return line + "."
 
 
 def citizens_with_dues(

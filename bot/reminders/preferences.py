@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.catalogue.model import Catalogue
-from bot.core.models import Business, Citizen, Record, ReminderPreference
-from bot.reminders.due import DueItem, dues_for_records
+from bot.core.models import ReminderPreference
 
 ALL_SERVICES = "*"
 DEFAULT_POSTPONE_DAYS = 7
@@ -65,24 +63,3 @@ def is_silenced(session: Session, citizen_id: int, service_code: str, on: dt.dat
         )
     )
     return any(p.stopped or (p.postponed_until and p.postponed_until > on) for p in prefs)
-
-
-def dues_of_citizen(
-    session: Session,
-    catalogue: Catalogue,
-    citizen: Citizen,
-    today: dt.date,
-    horizon_days: int = 365,
-) -> list[DueItem]:
-    """What is coming due for the citizen and the businesses they represent."""
-    business_ids = list(
-        session.scalars(select(Business.id).where(Business.representative_id == citizen.id))
-    )
-    records = list(
-        session.scalars(
-            select(Record).where(
-                or_(Record.citizen_id == citizen.id, Record.business_id.in_(business_ids))
-            )
-        )
-    )
-    return dues_for_records(catalogue, citizen, records, today, horizon_days)

@@ -7,6 +7,7 @@ the tracker store on PostgreSQL, the lock store on Redis, and kill or restart on
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -16,13 +17,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
 
 from bot.core.config import PROJECT_ROOT
+from bot.core.db import make_engine, unit_of_work
+from bot.core.models import Citizen, Reminder
+from bot.identity.speaker import rest_sender
 
 TOKEN = "test-token"
 TRACKER_STORE = "connectors.tracker_store.ThreadedSQLTrackerStore"  # as endpoints.yml
@@ -212,6 +219,8 @@ def base_env(workdir: Path, database_url: str, tracker_url: str | None) -> dict[
 class Servers:
     """Starts both servers; `say` talks through the REST channel like a citizen."""
 
+    engine: Engine  # the application database, set by the test that made it
+
     def __init__(
         self,
         workdir: Path,
@@ -262,6 +271,27 @@ class Servers:
     def last_code(self, phone: str) -> str:
         return last_code(self.workdir, phone)
 
+    def remind(self, sender: str, cccd: str, service_code: str) -> tuple[int, str]:
+        """A pending reminder of `service_code` for the citizen with this ID number, shown in
+        the REST conversation `sender` as the scheduler would: (reminder id, what it said)."""
+        with unit_of_work(self.engine) as s:
+            reminder = Reminder(
+                subject_type="citizen",
+                subject_id=s.scalar(select(Citizen.id).where(Citizen.cccd == cccd)),
+                service_code=service_code,
+                event_key=f"test:{sender}",
+                stage=1,
+                due_on=dt.date.today(),
+                state="pending",
+            )
+            s.add(reminder)
+            s.flush()
+            reminder_id = reminder.id
+        shown = self.trigger(
+            rest_sender(sender), "EXTERNAL_reminder", {"reminder_id": str(reminder_id)}
+        )
+        return reminder_id, shown
+
     def stop(self) -> None:
         self.client.close()
         self.rasa_server.stop()
@@ -285,3 +315,21 @@ def last_code(workdir: Path, phone: str) -> str:
 def copy_db(template: Path, target: Path) -> str:
     shutil.copy(template, target)
     return f"sqlite:///{target}"
+
+
+def seeded_servers(
+    workdir: Path, template: Path, seed: Callable[[Session], None]
+) -> Iterator[Servers]:
+    """Both servers on a copy of the migrated template, seeded by `seed` in one unit of work;
+    `servers.engine` reaches their database. For module-scoped fixtures (`yield from`)."""
+    url = copy_db(template, workdir / "app.db")
+    engine = make_engine(url)
+    with unit_of_work(engine) as session:
+        seed(session)
+    servers = Servers(workdir, url)
+    servers.engine = engine
+    try:
+        yield servers
+    finally:
+        servers.stop()
+        engine.dispose()

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from bot.core.db import make_engine, unit_of_work
+from bot.core.db import unit_of_work
 from bot.core.models import (
     ChannelBinding,
     Citizen,
@@ -29,42 +30,36 @@ from bot.core.models import (
 )
 from bot.identity.speaker import rest_sender
 from tests import factories
-from tests.model.server import Servers, copy_db
+from tests.model.server import Servers, seeded_servers
 
 pytestmark = [pytest.mark.model, pytest.mark.filterwarnings("ignore")]
 AN, CUC, HOA = "066190001234", "066190005678", "066190007777"
 BINH, DUNG, EM = "066090001111", "066190002222", "066190003333"
 
 
+def seed(s: Session) -> None:
+    for cccd, phone, name in [
+        (AN, "0905123456", "Nguyễn Văn An"),
+        (BINH, "0905111111", "Nguyễn Văn Bình"),
+        (DUNG, "0905222222", "Nguyễn Văn Dũng"),
+        (EM, "0905333333", "Nguyễn Văn Em"),
+    ]:
+        person = factories.citizen(s, cccd=cccd, phone=phone, full_name=name)
+        factories.record(
+            s,
+            person,
+            "tam_tru",
+            issued_on=dt.date(2024, 12, 1),
+            valid_until=dt.date.today() + dt.timedelta(days=25),
+            attributes={"dia_chi_tam_tru": "45 Phan Bội Châu, Buôn Ma Thuột"},
+        )
+    factories.citizen(s, cccd=CUC, phone="0912345678", full_name="Lê Thị Cúc", sex="F")
+    factories.citizen(s, cccd=HOA, phone="0987654321", full_name="Trần Thị Hoa", sex="F")
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Servers]:
-    workdir = tmp_path_factory.mktemp("conversations")
-    url = copy_db(sqlite_template, workdir / "app.db")
-    engine = make_engine(url)
-    with unit_of_work(engine) as s:
-        for cccd, phone, name in [
-            (AN, "0905123456", "Nguyễn Văn An"),
-            (BINH, "0905111111", "Nguyễn Văn Bình"),
-            (DUNG, "0905222222", "Nguyễn Văn Dũng"),
-            (EM, "0905333333", "Nguyễn Văn Em"),
-        ]:
-            person = factories.citizen(s, cccd=cccd, phone=phone, full_name=name)
-            factories.record(
-                s,
-                person,
-                "tam_tru",
-                issued_on=dt.date(2024, 12, 1),
-                valid_until=dt.date.today() + dt.timedelta(days=25),
-                attributes={"dia_chi_tam_tru": "45 Phan Bội Châu, Buôn Ma Thuột"},
-            )
-        factories.citizen(s, cccd=CUC, phone="0912345678", full_name="Lê Thị Cúc", sex="F")
-        factories.citizen(s, cccd=HOA, phone="0987654321", full_name="Trần Thị Hoa", sex="F")
-    engine.dispose()
-    servers = Servers(workdir, url)
-    servers.engine = make_engine(url)
-    yield servers
-    servers.stop()
-    servers.engine.dispose()
+    yield from seeded_servers(tmp_path_factory.mktemp("conversations"), sqlite_template, seed)
 
 
 def link(servers: Servers, sender: str, cccd: str, phone: str) -> None:
@@ -127,7 +122,6 @@ def test_anonymous_sender_and_crafted_payloads_get_no_personal_data(servers: Ser
 
 
 def test_a_rest_client_cannot_borrow_a_zalo_conversation_id(servers: Servers) -> None:
-    from bot.core.models import Citizen
     from bot.identity.linking import bind
 
     with unit_of_work(servers.engine) as s:
@@ -201,23 +195,7 @@ def test_rating_postpone_stop_handoff_and_erasure(servers: Servers) -> None:
 
 def test_reminder_reply_reaches_a_submitted_dossier_in_two_messages(servers: Servers) -> None:
     link(servers, "an-2", DUNG, "0905222222")
-    with unit_of_work(servers.engine) as s:
-        dung = s.scalar(select(Citizen.id).where(Citizen.cccd == DUNG))
-        reminder = Reminder(
-            subject_type="citizen",
-            subject_id=dung,
-            service_code="tam_tru_gia_han",
-            event_key="test",
-            stage=1,
-            due_on=dt.date.today(),
-            state="pending",
-        )
-        s.add(reminder)
-        s.flush()
-        reminder_id = reminder.id
-    shown = servers.trigger(
-        rest_sender("an-2"), "EXTERNAL_reminder", {"reminder_id": str(reminder_id)}
-    )
+    reminder_id, shown = servers.remind("an-2", DUNG, "tam_tru_gia_han")
     assert "tạm trú" in shown
     citizen_messages = ["đồng ý", "đồng ý nộp"]
     summary = servers.say("an-2", citizen_messages[0])
