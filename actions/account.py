@@ -6,7 +6,7 @@ import re
 
 from rasa_sdk.events import SlotSet
 
-from actions.base import CitizenAction, entity
+from actions.base import AWAITING_REMINDER, CitizenAction, entity
 from actions.identity import unlinked_on_request
 from bot.core.clock import today
 from bot.core.lifecycles import DOSSIER_CANCELLABLE, DossierStatus
@@ -164,7 +164,7 @@ def _days_in(text: str) -> int | None:
 def _reminder_service(tracker) -> str | None:
     awaiting = tracker.get_slot("awaiting") or ""
     return entity(tracker, "service") or (
-        tracker.get_slot("reminder_service") if awaiting.startswith("reminder:") else None
+        tracker.get_slot("reminder_service") if awaiting.startswith(AWAITING_REMINDER) else None
     )
 
 

@@ -59,10 +59,14 @@ def entity(tracker: Tracker, name: str) -> str | None:
     )
 
 
+# `awaiting` while the citizen is answering a reminder: AWAITING_REMINDER + the reminder's id.
+AWAITING_REMINDER = "reminder:"
+
+
 def service_in_context(tracker: Tracker) -> str | None:
     """The service a message without a name means: the one of the reminder the citizen is
     answering, else the one talked about last ("còn lệ phí?")."""
-    if (tracker.get_slot("awaiting") or "").startswith("reminder:"):
+    if (tracker.get_slot("awaiting") or "").startswith(AWAITING_REMINDER):
         return tracker.get_slot("reminder_service") or tracker.get_slot("service")
     return tracker.get_slot("service")
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.account import OFFER, OFFER_DECLINED, ActionCheckStatus, ActionPostponeReminder
-from actions.base import CitizenAction, Named, entity, sender_of
+from actions.base import AWAITING_REMINDER, CitizenAction, Named, entity, sender_of
 from actions.dossiers import prepare, submit_and_report
 from actions.identity import ActionLinkAccount
 from actions.procedures import ActionAnswerProcedure
@@ -71,7 +71,7 @@ class ActionReminder(CitizenAction):
             ],
         )
         return [
-            SlotSet("awaiting", f"reminder:{reminder.id}"),
+            SlotSet("awaiting", f"{AWAITING_REMINDER}{reminder.id}"),
             SlotSet("reminder_service", reminder.service_code),
         ]
 
@@ -112,7 +112,7 @@ class ActionYesNo(CitizenAction):
                 return erase(dispatcher, tracker, session)
             dispatcher.utter_message(text="Dạ, dữ liệu của Ông/Bà được giữ nguyên.")
             return [SlotSet("awaiting", None)]
-        if citizen is not None and awaiting.startswith("reminder:"):
+        if citizen is not None and awaiting.startswith(AWAITING_REMINDER):
             if not yes:
                 return ActionPostponeReminder().handle(
                     dispatcher, tracker, session, citizen, catalogue

@@ -348,10 +348,8 @@ def independent_set(config: Path, name: str) -> tuple[list[list[object]], list[l
     # Short turns ("đồng ý", "ko", "1") are also training sentences: the unseen part is the
     # stricter measure of generalisation.
     trained = {sentence_key(plain_text(e.text)) for e in training_examples(NLU_DIR).values()}
-    groups = {
-        style: [u.style == style for u in utterances]
-        for style in sorted({u.style or "–" for u in utterances})
-    }
+    styles = sorted({u.style or "–" for u in utterances})
+    groups = {style: [(u.style or "–") == style for u in utterances] for style in styles}
     groups["not a sentence of nlu/"] = [sentence_key(u.text) not in trained for u in utterances]
     by_style = []
     for group, member in groups.items():

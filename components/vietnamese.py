@@ -331,7 +331,7 @@ class LexiconEntityExtractor(_Created, GraphComponent, EntityExtractorMixin):
             if not covered:
                 continue
             start, end = min(s for s, _ in covered), max(e for _, e in covered)
-            if not any(start < t.end and t.start < end for t in typed):
+            if not any(t.overlaps(start, end) for t in typed):
                 typed.append(PhraseMatch(start, end, m.entity, m.value))
         return sorted(typed, key=lambda m: m.start)
 

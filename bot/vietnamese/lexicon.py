@@ -22,6 +22,9 @@ class PhraseMatch:
     entity: str
     value: str
 
+    def overlaps(self, start: int, end: int) -> bool:
+        return self.start < end and start < self.end
+
 
 class Lexicon:
     """Longest-match lookup of surface forms → (entity, value)."""
@@ -57,8 +60,8 @@ class Lexicon:
                 if target is not None:
                     candidates.append(PhraseMatch(m.start(), m.end(), *target))
         chosen = _non_overlapping(candidates)
-        chosen.extend(_non_overlapping(self._near_misses(text, chosen)))
-        return sorted(_non_overlapping(chosen), key=lambda c: c.start)
+        chosen.extend(_non_overlapping(self._near_misses(text, chosen)))  # none overlaps `chosen`
+        return sorted(chosen, key=lambda c: c.start)
 
     def _near_misses(self, text: str, taken: list[PhraseMatch]) -> list[PhraseMatch]:
         """Windows of words within a few edits of a long form, outside what matched exactly."""
@@ -72,7 +75,7 @@ class Lexicon:
                 forms.update(self._by_anchor.get((1, words[i + 1][2]), ()))
             for form in forms:
                 match = self._near(words, i, form)
-                if match and not any(match[0] < t.end and t.start < match[1] for t in taken):
+                if match and not any(t.overlaps(*match) for t in taken):
                     found.append(PhraseMatch(*match, *self._folded[form]))
         return found
 
@@ -103,7 +106,7 @@ def _non_overlapping(candidates: list[PhraseMatch]) -> list[PhraseMatch]:
     """Longest first, then leftmost; a candidate overlapping a chosen one is dropped."""
     chosen: list[PhraseMatch] = []
     for cand in sorted(candidates, key=lambda c: (c.start - c.end, c.start)):
-        if not any(cand.start < c.end and c.start < cand.end for c in chosen):
+        if not any(c.overlaps(cand.start, cand.end) for c in chosen):
             chosen.append(cand)
     return chosen
 
