@@ -280,7 +280,7 @@ async def test_telegram_flood_is_told_once_and_dropped(
         await wait_for(lambda: len(fake_telegram.sent) >= 3)
         await asyncio.sleep(0.2)
     await channel.close()
-    assert [m.text for m in bot.messages] == ["tin 0", "tin 1"]
+    assert sorted(m.text for m in bot.messages) == ["tin 0", "tin 1"]  # background hand-offs
     texts = [m["text"] for m in fake_telegram.sent]
     assert texts.count(RATE_LIMITED) == 1 and texts.count("ok") == 2
 
