@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions.base import CitizenAction, Named, entity, sender_of, service_in_context
+from actions.payments import show_request
 from actions.procedures import ActionAnswerProcedure
 from bot.catalogue.fields import FieldError, prompt_of
 from bot.catalogue.model import Catalogue, get_catalogue
@@ -43,6 +44,7 @@ from bot.reminders.due import due_sentence, service_due
 from bot.service.replies import Reply, read_reply
 from bot.service.satisfaction import survey_after
 from connectors.dossier_gateway import gateway_from_env
+from connectors.payment_platform import payment_platform_from_env
 
 FORM_RESET = [SlotSet("field_value", None), SlotSet("confirmation", None)]
 GATEWAY_DOWN = (
@@ -243,13 +245,20 @@ def submit_and_report(
     try:
         with session.begin_nested():
             result = submit_draft(
-                session, catalogue, draft, gateway_from_env(), shown=summary(service, draft)
+                session,
+                catalogue,
+                draft,
+                gateway_from_env(),
+                shown=summary(service, draft),
+                platform=payment_platform_from_env(),
             )
     except GatewayError:
         dispatcher.utter_message(text=GATEWAY_DOWN)
         return [SlotSet("awaiting", "submit")]
     joined = [(catalogue.service(d.service_code).name, d.code) for d in result.joined]
     dispatcher.utter_message(text=submitted_text(service, result.dossier, joined))
+    if result.payment is not None:
+        show_request(dispatcher, draft.channel, service, result.payment)
     events: list[dict[str, Any]] = [
         SlotSet("last_dossier", result.dossier.code),
         SlotSet("awaiting", None),

@@ -88,7 +88,7 @@ class Scores:
             added,
             accuracy(tally),
             accuracy(self.stripped),
-            round(tally.service_ok / tally.service_total, 3) if tally.service_total else "–",
+            tally.service_accuracy(),
             round(train_s, 1) if train_s is not None else "–",
         ]
 

@@ -59,7 +59,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import itertools
 import json
 import math
@@ -94,7 +93,7 @@ from bot.data.seed import seed
 from bot.governance.pii import mask_cccd, mask_phone
 from bot.reminders.due import citizens_with_dues
 from connectors.zalo_api import ZaloConfig, ZaloTokenStore
-from tests.fakes import FakeZalo
+from tests.fakes import FakeZalo, zalo_text_event
 from tests.model.server import ActionServer, RasaServer, base_env, write_endpoints
 
 SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "120"))
@@ -262,21 +261,6 @@ class TurnSignals(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.router.on_turn_end(data.decode("utf-8", "replace"), time.monotonic())
-
-
-def zalo_event(user: str, text_: str, msg_id: str) -> tuple[bytes, dict[str, str]]:
-    """A `user_send_text` event signed as Zalo signs it."""
-    body = {
-        "app_id": APP_ID,
-        "event_name": "user_send_text",
-        "sender": {"id": user},
-        "recipient": {"id": OA_ID},
-        "message": {"msg_id": msg_id, "text": text_},
-        "timestamp": str(int(time.time() * 1000)),
-    }
-    raw = json.dumps(body, ensure_ascii=False).encode()
-    mac = hashlib.sha256(APP_ID.encode() + raw + body["timestamp"].encode() + OA_SECRET.encode())
-    return raw, {"X-ZEvent-Signature": "mac=" + mac.hexdigest(), "Content-Type": "application/json"}
 
 
 # ---------------------------------------------------------------- one-time codes
@@ -487,7 +471,9 @@ class ZaloConversation(Conversation):
         conversation = f"zalo:{self.user}"
         turn = router.waiting[conversation] = ZaloTurn()
         try:
-            raw, headers = zalo_event(self.user, text_, uuid.uuid4().hex)
+            raw, headers = zalo_text_event(
+                APP_ID, OA_SECRET, self.user, text_, uuid.uuid4().hex, OA_ID
+            )
             start = time.monotonic()
             response = await self.client.post(
                 "/webhooks/zalo/webhook", content=raw, headers=headers

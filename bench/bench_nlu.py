@@ -95,9 +95,14 @@ class Tally:
     entity_tp: int = 0
     entity_pred: int = 0
     entity_gold: int = 0
-    service_total: int = 0
-    service_ok: int = 0
+    # One entry per example that names its services: were exactly those recognised?
+    services_right: list[bool] = field(default_factory=list)
     parse_ms: list[float] = field(default_factory=list)
+
+    def service_accuracy(self) -> float | str:
+        """Share of service-naming examples whose services were all and only recognised."""
+        right = self.services_right
+        return round(sum(right) / len(right), 3) if right else "–"
 
     def add(self, example: Example, parsed: dict[str, Any]) -> None:
         self.gold.append(example.intent)
@@ -112,9 +117,8 @@ class Tally:
         self.entity_pred += len(spans)
         self.entity_gold += len(example.spans)
         if example.services is not None:
-            self.service_total += 1
             values = {str(e.get("value")) for e in entities if e["entity"] == SERVICE}
-            self.service_ok += values == example.services
+            self.services_right.append(values == example.services)
 
 
 def quiet_logs() -> None:
@@ -388,7 +392,7 @@ def summarise(name: str, test_set: str, tally: Tally, train_s: list[float]) -> l
         round(float(macro_f1), 3) if n else "–",
         round(tally.fallbacks / n, 3) if n else "–",
         round(entity_f1, 3) if tally.entity_gold else "–",
-        round(tally.service_ok / tally.service_total, 3) if tally.service_total else "–",
+        tally.service_accuracy(),
         round(median(tally.parse_ms), 1) if tally.parse_ms else "–",
         round(median(train_s), 1),
     ]

@@ -1,10 +1,13 @@
 """Webhook plumbing shared by the channels: size and JSON checks, logged rejections, background
 processing that cannot crash the server, masked ids in logs, the polite fixed answers, and what
-a webhook answers while the database is down (503, so the provider retries)."""
+a webhook answers while the database is down (503, so the provider retries), and the bytes of
+a picture that the actions hand over as a data URL."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import functools
 import hmac
 import json
@@ -48,6 +51,43 @@ RETRY_AFTER_SECONDS = 30
 SERVICE_UNAVAILABLE = "service-unavailable"
 
 _tasks: set[asyncio.Task] = set()
+
+# What each accepted media type's bytes start with: a data URL whose content is not the picture
+# it claims to be is refused here rather than by the provider after an upload.
+IMAGE_SIGNATURES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+
+
+def image_bytes(image: str, max_bytes: int = 1_000_000) -> bytes | None:
+    """The picture of a `data:image/png;base64,…` (or image/jpeg) URL, or None for an http(s) URL.
+
+    The actions make pictures (the VietQR code) as data URLs so that no public image host is
+    needed; the channels that show pictures upload these bytes, and must never pass the string on
+    as text. Raises ValueError for anything else: a malformed data URL, another media type, bytes
+    that are not the declared image, or more than `max_bytes` (Zalo takes 1 MB). The base64 text
+    is measured before it is decoded, so an oversized string costs no decoding.
+    """
+    if image[:8].lower().startswith(("http://", "https://")):
+        return None
+    head, comma, data = image.partition(",")
+    if not comma or head[:5].lower() != "data:":
+        raise ValueError("not a data URL nor an http(s) URL")
+    media_type, _, encoding = head[5:].partition(";")
+    media_type = media_type.strip().lower()
+    if encoding.strip().lower() != "base64":
+        raise ValueError("data URL is not base64")
+    if media_type not in IMAGE_SIGNATURES:
+        raise ValueError(f"unsupported media type {media_type[:40]!r}")
+    if len(data) > 4 * -(-max_bytes // 3):  # the base64 length of max_bytes bytes
+        raise ValueError(f"image of over {max_bytes} bytes")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:  # non-ASCII text is a plain ValueError
+        raise ValueError("data URL is not valid base64") from exc
+    if len(raw) > max_bytes:
+        raise ValueError(f"image of over {max_bytes} bytes")
+    if not raw.startswith(IMAGE_SIGNATURES[media_type]):
+        raise ValueError(f"data URL content is not {media_type}")
+    return raw
 
 
 def mask_sender(sender: str) -> str:

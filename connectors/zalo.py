@@ -88,7 +88,22 @@ class ZaloOutput(ChannelOutput):
         await self._send(recipient_id, text, rendered)
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
-        await self._send(recipient_id, image)
+        """A data URL (the VietQR code) is uploaded, then shown by its attachment_id; an http(s)
+        URL is shown by Zalo fetching it. The image string is never sent as text (a data URL
+        would arrive as a wall of base64). A malformed image is left out with a warning: the
+        text of the same answer already says everything the picture shows."""
+        try:
+            data = common.image_bytes(image)
+        except ValueError as exc:
+            logger.warning("zalo image to %s not sent: %s", common.mask_sender(recipient_id), exc)
+            return
+        user = state.native_id(recipient_id)
+        if data is None:
+            send = functools.partial(self.api.send_image, user, url=image, reply_to=self.reply_to)
+        else:
+            attachment_id = await with_retries(functools.partial(self.api.upload_image, data))
+            send = functools.partial(self.api.send_image, user, attachment_id, None, self.reply_to)
+        await with_retries(send)
 
 
 class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):

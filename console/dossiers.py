@@ -20,13 +20,17 @@ from bot.catalogue.model import Catalogue
 from bot.core.lifecycles import (
     DOSSIER,
     DOSSIER_AWAITING_OFFICER,
+    DOSSIER_FINISHED,
     Actor,
     DossierStatus,
     ForbiddenTransition,
 )
-from bot.core.models import Citizen, Consent, Dossier, DossierStatusChange
+from bot.core.models import Citizen, Consent, Dossier, DossierStatusChange, Payment
 from bot.dossiers.submission import STATUS_LABELS
 from bot.governance import audit
+from bot.payments.requests import payment_of, void_unpaid
+from bot.payments.texts import PAYMENT_LABELS
+from bot.vietnamese.numbers import format_vnd
 from console.masking import SENSITIVE_VALIDATORS, Masker, citizen_pairs, mask_email
 from console.timefmt import day_start_utc, parse_day
 
@@ -40,11 +44,13 @@ class DossierFilter:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     code: str = ""
+    payment: str = ""  # a PaymentStatus, "none" (nothing to pay online) or "" (any)
     page: int = 1
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> DossierFilter:
         status = params.get("status", "open")
+        payment = params.get("payment", "")
         page = params.get("page", "1")
         return cls(
             service=params.get("service", "")[:40],
@@ -52,6 +58,7 @@ class DossierFilter:
             date_from=parse_day(params.get("from")),
             date_to=parse_day(params.get("to")),
             code=params.get("code", "").strip().upper()[:24],
+            payment=payment if payment in (*PAYMENT_LABELS, "none") else "",
             page=max(int(page), 1) if page.isdigit() else 1,
         )
 
@@ -62,13 +69,23 @@ class DossierFilter:
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
             "code": self.code,
+            "payment": self.payment,
             **extra,
         }
         return urlencode({k: v for k, v in values.items() if v})
 
 
 def dossier_query(flt: DossierFilter):
-    query = select(Dossier, Citizen.full_name).outerjoin(Citizen, Citizen.id == Dossier.citizen_id)
+    """Rows of (dossier, citizen name, payment status or None) matching the filter."""
+    query = (
+        select(Dossier, Citizen.full_name, Payment.status)
+        .outerjoin(Citizen, Citizen.id == Dossier.citizen_id)
+        .outerjoin(Payment, Payment.dossier_id == Dossier.id)
+    )
+    if flt.payment == "none":
+        query = query.where(Payment.id.is_(None))
+    elif flt.payment:
+        query = query.where(Payment.status == flt.payment)
     if flt.service:
         query = query.where(Dossier.service_code == flt.service)
     if flt.status == "open":
@@ -88,7 +105,7 @@ def dossier_query(flt: DossierFilter):
 
 def queue(
     session: Session, flt: DossierFilter, page_size: int = 50
-) -> tuple[list[tuple[Dossier, str]], bool]:
+) -> tuple[list[tuple[Dossier, str, str | None]], bool]:
     """Oldest first (the order they must be handled in); masked citizen names."""
     rows = session.execute(
         dossier_query(flt)
@@ -97,7 +114,8 @@ def queue(
         .limit(page_size + 1)
     ).all()
     masker = Masker()
-    return [(d, masker.name(name)) for d, name in rows[:page_size]], len(rows) > page_size
+    shown = [(d, masker.name(name), paid) for d, name, paid in rows[:page_size]]
+    return shown, len(rows) > page_size
 
 
 def status_counts(session: Session) -> dict[str, int]:
@@ -124,6 +142,25 @@ class DossierView:
     history: list[DossierStatusChange]
     next_statuses: tuple[DossierStatus, ...]
     revealed: bool
+    payment: Payment | None = None
+
+    @property
+    def timeline(self) -> list[tuple[dt.datetime, str]]:
+        """Status changes and the fee's steps, oldest first."""
+        entries = [(h.created_at, _history_line(h)) for h in self.history]
+        p = self.payment
+        if p is not None:
+            entries.append((p.created_at, f"Yêu cầu nộp lệ phí {format_vnd(p.amount)}"))
+            if p.paid_at is not None:
+                entries.append(
+                    (p.paid_at, f"Đã nộp lệ phí {format_vnd(p.amount)} · biên lai {p.receipt_no}")
+                )
+        return sorted(entries, key=lambda e: e[0])
+
+
+def _history_line(change: DossierStatusChange) -> str:
+    line = f"{STATUS_LABELS.get(change.status, change.status)} · {change.changed_by}"
+    return line + (f": {change.note}" if change.note else "")
 
 
 def dossier_view(
@@ -161,6 +198,7 @@ def dossier_view(
         list(dossier.history),
         DOSSIER.targets(dossier.status, by=Actor.OFFICER),
         revealed,
+        payment_of(session, dossier.id),
     )
 
 
@@ -180,6 +218,8 @@ def change_status(
     if target in NOTE_REQUIRED and not note:
         return "Cần ghi rõ lý do hoặc thông tin công dân phải bổ sung."
     previous, dossier.status = dossier.status, target
+    if target in DOSSIER_FINISHED:
+        void_unpaid(session, dossier)  # a paid fee stays paid: a refund is decided apart
     session.add(
         DossierStatusChange(
             dossier_id=dossier.id, status=target, note=note or None, changed_by=officer

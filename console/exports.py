@@ -18,6 +18,7 @@ from bot.core.models import Dossier, SatisfactionRating
 from bot.dossiers.submission import STATUS_LABELS
 from bot.governance import audit
 from bot.governance.pii import mask_text
+from bot.payments.texts import PAYMENT_LABELS
 from console.conversations import ConversationFilter, list_conversations
 from console.dossiers import DossierFilter, dossier_query
 from console.masking import Masker
@@ -97,11 +98,21 @@ def dossiers_csv(session: Session, flt: DossierFilter, officer: str) -> bytes:
             d.expected_on.strftime("%d/%m/%Y") if d.expected_on else "",
             masker.name(name),
             d.channel or "",
+            PAYMENT_LABELS.get(paid, "") if paid else "",
         ]
-        for d, name in found
+        for d, name, paid in found
     ]
     _audit(session, officer, "dossiers", len(rows), {"status": flt.status})
-    header = ["Mã hồ sơ", "Thủ tục", "Trạng thái", "Ngày nộp", "Hẹn trả", "Công dân", "Kênh"]
+    header = [
+        "Mã hồ sơ",
+        "Thủ tục",
+        "Trạng thái",
+        "Ngày nộp",
+        "Hẹn trả",
+        "Công dân",
+        "Kênh",
+        "Lệ phí",
+    ]
     return to_csv(header, rows)
 
 

@@ -39,3 +39,14 @@ def parse_day(text: str | None) -> dt.date | None:
         return dt.date.fromisoformat(text) if text else None
     except ValueError:
         return None
+
+
+def duration(value: dt.timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} phút {seconds % 60:02d} giây"
+    if seconds < 86400:
+        return f"{seconds // 3600} giờ {seconds % 3600 // 60:02d} phút"
+    return f"{seconds // 86400} ngày {seconds % 86400 // 3600} giờ"

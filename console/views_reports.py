@@ -13,7 +13,12 @@ from sqlalchemy.orm import Session
 from bot.core.clock import utcnow
 from bot.core.models import AuditEntry
 from bot.dossiers.submission import STATUS_LABELS
-from bot.governance.reports import OVERALL, SATISFACTION_TARGET, SUBMISSION_TARGET, build_report
+from bot.governance.reports import (
+    SATISFACTION_TARGET,
+    SUBMISSION_TARGET,
+    Dashboard,
+    build_report,
+)
 from console import exports
 from console.charts import bar_chart
 from console.conversations import ConversationFilter
@@ -36,30 +41,20 @@ def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return day_start_utc(start), day_start_utc(end + dt.timedelta(days=1))
 
 
-def duration(value: dt.timedelta | None) -> str:
-    if value is None:
-        return "—"
-    seconds = int(value.total_seconds())
-    if seconds < 3600:
-        return f"{seconds // 60} phút {seconds % 60:02d} giây"
-    if seconds < 86400:
-        return f"{seconds // 3600} giờ {seconds % 3600 // 60:02d} phút"
-    return f"{seconds // 86400} ngày {seconds % 86400 // 3600} giờ"
-
-
 @routes.get("/dashboard")
 async def dashboard(request: web.Request) -> web.Response:
     start, end = period(request)
     d = deps(request)
-    report = await db(request, build_report, *_bounds(start, end), d.tracker)
+    tiers = {s.code: s.authority for s in d.catalogue.services}
+    report = await db(request, build_report, *_bounds(start, end), d.tracker, tiers)
     names = {s.code: s.name for s in d.catalogue.services}
-    per_service = sorted((k, v) for k, v in report.items() if k != OVERALL)
-    overall = report[OVERALL]
+    board = Dashboard.of(report)
+    overall = board.overall
     charts = {
         "satisfaction": bar_chart(
             [
                 (names.get(code, code), 100 * ind.satisfaction_rate)
-                for code, ind in per_service
+                for code, ind in board.per_service
                 if ind.satisfaction_rate is not None
             ],
             " %",
@@ -76,13 +71,9 @@ async def dashboard(request: web.Request) -> web.Response:
         "dashboard.html",
         start=start,
         end=end,
-        overall=overall,
-        per_service=per_service,
-        names=names,
+        board=board,
         charts=charts,
-        duration=duration,
-        target=SATISFACTION_TARGET,
-        submission_target=SUBMISSION_TARGET,
+        targets={"satisfaction": SATISFACTION_TARGET, "submission": SUBMISSION_TARGET},
     )
 
 

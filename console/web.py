@@ -25,10 +25,12 @@ from bot.core.clock import utcnow
 from bot.core.db import unit_of_work
 from bot.dossiers.submission import STATUS_LABELS
 from bot.identity.proxies import REAL_IP_HEADER, client_address
+from bot.payments.texts import PAYMENT_LABELS
+from bot.vietnamese.numbers import format_vnd
 from console import auth
 from console.channels import RasaApi, ReplySender
 from console.config import ConsoleSettings
-from console.timefmt import fmt
+from console.timefmt import duration, fmt
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "console_session"
 LOGIN_COOKIE = "console_login"
 FLASH_COOKIE = "console_flash"
-PUBLIC = ("/login", "/static/", "/healthz")
+# /api/payments/ authenticates each request by its signature (console/views_payments.py).
+PUBLIC = ("/login", "/static/", "/healthz", "/api/payments/")
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -96,8 +99,11 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["vn"] = fmt
+    env.filters["duration"] = duration
+    env.filters["vnd"] = format_vnd
     env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.1f} %"
     env.globals["STATUS_LABELS"] = STATUS_LABELS
+    env.globals["PAYMENT_LABELS"] = PAYMENT_LABELS
     return env
 
 
@@ -269,13 +275,13 @@ def new_login_nonce() -> str:
 
 
 def create_app(deps_: Deps, background: bool = False) -> web.Application:
-    from console import views_conversations, views_reports, views_work
+    from console import views_conversations, views_payments, views_reports, views_work
 
     app = web.Application(middlewares=[security_headers, sessions], client_max_size=256 * 1024)
     app[DEPS] = deps_
     app[TEMPLATES] = templates()
     app.router.add_static("/static/", HERE / "static", append_version=False)
-    for module in (views_conversations, views_work, views_reports):
+    for module in (views_conversations, views_work, views_reports, views_payments):
         app.router.add_routes(module.routes)
     if background:
         from console.jobs import start_jobs

@@ -16,7 +16,7 @@ from bot.core.db import get_engine, unit_of_work
 from bot.core.models import ScanRun
 from connectors.senders import open_deliverer
 from scheduler.dispatch import dispatch
-from scheduler.notices import send_status_notices
+from scheduler.notices import send_payment_notices, send_status_notices
 from scheduler.scan import scan
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,9 @@ async def _deliver_round() -> None:
     async with open_deliverer(engine) as deliverer:
         await dispatch(engine, catalogue, deliverer.deliver)
         await send_status_notices(engine, deliverer.deliver)
+        await send_payment_notices(engine, deliverer.deliver)
 
 
 def deliver_job() -> None:
-    """Every minute: due reminders, then status notices."""
+    """Every minute: due reminders, then status and payment notices."""
     asyncio.run(_deliver_round())

@@ -1,4 +1,5 @@
-"""Status notices: each officer or gateway status change is told to the citizen once."""
+"""Status and payment notices: each officer or gateway status change, each receipt and each
+unpaid-fee reminder is told to the citizen once (the delivery key)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from bot.core.models import Dossier, DossierStatusChange
 from bot.delivery.deliverer import Notice
 from bot.dossiers.notices import status_text
 from bot.dossiers.submission import STATUS_LABELS
-from scheduler.dispatch import Deliver
+from bot.payments.notices import PaymentMessage, receipts_to_send, reminders_to_send
+from bot.payments.settings import PaymentSettings
+from scheduler.dispatch import Deliver, DispatchConfig, local
 
 log = logging.getLogger(__name__)
 LOOKBACK = dt.timedelta(days=2)
@@ -56,4 +59,26 @@ async def send_status_notices(
         sent += result.status == "sent"
         if result.status == "deferred":
             break  # our own service is down; the next round asks again (idempotent per change)
+    return sent
+
+
+async def send_payment_notices(
+    engine: Engine, deliver: Deliver, now: dt.datetime | None = None
+) -> int:
+    """Receipts at any hour; reminders of unpaid fees only in the reminder hours."""
+    now, hours = now or utcnow(), DispatchConfig.from_env()
+    with unit_of_work(engine) as session:
+        messages = receipts_to_send(session, now)
+        if hours.start <= local(now).time() < hours.end:
+            messages += reminders_to_send(session, PaymentSettings.from_env(), now)
+    return await _deliver_all(deliver, messages)
+
+
+async def _deliver_all(deliver: Deliver, messages: list[PaymentMessage]) -> int:
+    sent = 0
+    for message in messages:
+        result = await deliver(message.citizen_id, message.notice, message.key)
+        sent += result.status == "sent"
+        if result.status == "deferred":
+            break  # our own service is down; the next round asks again (idempotent per key)
     return sent

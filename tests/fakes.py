@@ -21,6 +21,14 @@ from aiohttp import web
 from sanic import Sanic
 
 from connectors.common import drain
+from connectors.zalo import SIGNATURE_HEADER
+from connectors.zalo_api import event_mac
+
+
+def file_bytes(field: web.FileField) -> bytes:
+    """An uploaded file's bytes; aiohttp spools each one to a temporary file, closed here."""
+    with field.file:
+        return field.file.read()
 
 
 class FakeApi:
@@ -63,7 +71,8 @@ class FakeApi:
 
 
 class FakeTelegram(FakeApi):
-    """Bot API: sendMessage, sendPhoto, answerCallbackQuery (form-encoded, as PTB posts)."""
+    """Bot API: sendMessage, sendPhoto, answerCallbackQuery (form-encoded, as PTB posts; multipart
+    when a file is uploaded: the file's field then holds its bytes)."""
 
     def __init__(self, token: str = "123:TEST") -> None:
         super().__init__()
@@ -75,7 +84,10 @@ class FakeTelegram(FakeApi):
 
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params: dict[str, Any] = dict(await request.post())
+        params: dict[str, Any] = {
+            key: file_bytes(value) if isinstance(value, web.FileField) else value
+            for key, value in (await request.post()).items()
+        }
         if "reply_markup" in params:
             params["reply_markup"] = json.loads(params["reply_markup"])
         self.calls.append((method, params))
@@ -110,9 +122,27 @@ class FakeTelegram(FakeApi):
         return web.json_response({"ok": True, "result": result})
 
 
+def zalo_text_event(
+    app_id: str, oa_secret: str, user: str, text: str, msg_id: str, oa_id: str = "366272"
+) -> tuple[bytes, dict[str, str]]:
+    """A follower's `user_send_text` webhook, body and headers, signed as Zalo signs it."""
+    body = {
+        "app_id": app_id,
+        "event_name": "user_send_text",
+        "sender": {"id": user},
+        "recipient": {"id": oa_id},
+        "message": {"msg_id": msg_id, "text": text},
+        "timestamp": str(int(time.time() * 1000)),
+    }
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    mac = event_mac(app_id, oa_secret, raw, body["timestamp"])
+    return raw, {SIGNATURE_HEADER: "mac=" + mac, "Content-Type": "application/json"}
+
+
 class FakeZalo(FakeApi):
-    """OA API (/v3.0/oa/message/cs), ZNS (/message/template) and OAuth (/v4/oa/access_token)
-    on one server. Refresh tokens are single-use, as on Zalo."""
+    """OA API (/v3.0/oa/message/cs, image uploads at /v2.0/oa/upload/image), ZNS
+    (/message/template) and OAuth (/v4/oa/access_token) on one server. Refresh tokens are
+    single-use, as on Zalo."""
 
     def __init__(self, app_secret: str = "app-secret") -> None:
         super().__init__()
@@ -123,12 +153,19 @@ class FakeZalo(FakeApi):
         self.refresh_delay = 0.2
         self.sent: list[dict[str, Any]] = []
         self.zns: list[dict[str, Any]] = []
+        self.uploads: list[bytes] = []
         self.app.router.add_post("/v3.0/oa/message/cs", self.message)
+        self.app.router.add_post("/v2.0/oa/upload/image", self.upload)
         self.app.router.add_post("/message/template", self.template)
         self.app.router.add_post("/v4/oa/access_token", self.token)
 
     async def _common(self, request: web.Request, path: str) -> web.Response | dict[str, Any]:
-        body = await request.json()
+        return await self._checked(request, path, await request.json())
+
+    async def _checked(
+        self, request: web.Request, path: str, body: dict[str, Any]
+    ) -> web.Response | dict[str, Any]:
+        """Record the call, play the scripted misbehaviour, check the access token."""
         self.calls.append((path, body))
         behaviour = await self.misbehave()
         if behaviour == "500":
@@ -146,6 +183,24 @@ class FakeZalo(FakeApi):
         self.sent.append(body)
         self.arrivals.append(time.monotonic())
         return web.json_response({"error": 0, "data": {"message_id": f"m{len(self.sent)}"}})
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """Multipart with the image in `file`; answers attachment ids att-1, att-2, …"""
+        field = (await request.post()).get("file")
+        data = file_bytes(field) if isinstance(field, web.FileField) else None
+        summary = {
+            "filename": getattr(field, "filename", None),
+            "content_type": getattr(field, "content_type", None),
+            "size": None if data is None else len(data),
+        }
+        checked = await self._checked(request, "upload", summary)
+        if isinstance(checked, web.Response):
+            return checked
+        if data is None:
+            return web.json_response({"error": -201, "message": "file is missing"})
+        self.uploads.append(data)
+        attachment = {"attachment_id": f"att-{len(self.uploads)}"}
+        return web.json_response({"error": 0, "message": "Success", "data": attachment})
 
     async def template(self, request: web.Request) -> web.Response:
         body = await self._common(request, "zns")

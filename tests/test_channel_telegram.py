@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -9,11 +11,18 @@ from typing import Any
 
 import httpx
 import pytest
+import segno
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
 from bot.identity.speaker import ENVELOPE, verified_facts
-from connectors.telegram import SECRET_HEADER, TelegramConfig, TelegramInput, split_text
+from connectors.telegram import (
+    SECRET_HEADER,
+    TelegramConfig,
+    TelegramInput,
+    TelegramOutput,
+    split_text,
+)
 from tests.fakes import FakeTelegram, serve_channels, wait_for
 
 SECRET = "s3cret-token_1"
@@ -251,3 +260,79 @@ async def test_operator_command_registers_the_webhook_with_its_secret(
     assert fake.webhook["url"] == "https://bot.example.vn/webhooks/telegram/webhook"
     assert fake.webhook["secret_token"] == SECRET
     assert "webhook set to https://bot.example.vn" in capsys.readouterr().out
+
+
+def qr_png() -> bytes:
+    buffer = io.BytesIO()
+    segno.make_qr("00020101021238570010A000000727").save(buffer, kind="png", scale=4)
+    return buffer.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def output_of(channel: TelegramInput) -> TelegramOutput:
+    output = channel.get_output_channel()
+    assert isinstance(output, TelegramOutput)
+    return output
+
+
+async def test_a_data_url_image_is_uploaded_as_a_photo(
+    fake: FakeTelegram, channel: TelegramInput
+) -> None:
+    """The VietQR code (a PNG data URL from the actions) arrives as the uploaded photo's bytes."""
+    png = qr_png()
+    bot = Bot()
+    bot.reply = {"text": "Ông/Bà quét mã VietQR để nộp lệ phí:", "image": data_url(png)}
+    async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+        assert (
+            await post(client, url, update(1, message=message("nộp lệ phí")))
+        ).status_code == 200
+        await wait_for(lambda: len(fake.sent) == 2)
+    text, photo = fake.sent
+    assert (text["method"], photo["method"]) == ("sendMessage", "sendPhoto")
+    assert photo["chat_id"] == str(CHAT)
+    assert photo["photo"] == png
+    assert all("base64" not in str(sent.get("text")) for sent in fake.sent)
+
+
+async def test_an_http_image_url_is_passed_on_as_a_url(
+    fake: FakeTelegram, channel: TelegramInput
+) -> None:
+    image = "https://dichvucong.example.vn/static/huong-dan.png"
+    await output_of(channel).send_image_url(f"telegram:{CHAT}", image)
+    assert [(s["method"], s["photo"]) for s in fake.sent] == [("sendPhoto", image)]
+
+
+async def test_a_photo_upload_is_retried_after_a_server_error(
+    fake: FakeTelegram, channel: TelegramInput
+) -> None:
+    png = qr_png()
+    fake.fail_next("500")
+    await output_of(channel).send_image_url(f"telegram:{CHAT}", data_url(png))
+    assert [c[0] for c in fake.calls] == ["sendPhoto", "sendPhoto"]
+    assert [s["photo"] for s in fake.sent] == [png]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "data:image/png;base64,không phải base64",
+        "data:image/png;base64,iVBORw0KGgo=!!",
+        "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+        "data:image/png;base64," + base64.b64encode(b"<svg/>").decode(),
+        "Mã VietQR",
+    ],
+    ids=["not-ascii", "bad-base64", "gif", "not-a-png", "plain-text"],
+)
+async def test_a_malformed_image_is_left_out_with_a_warning(
+    fake: FakeTelegram,
+    channel: TelegramInput,
+    caplog: pytest.LogCaptureFixture,
+    image: str,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        await output_of(channel).send_image_url(f"telegram:{CHAT}", image)
+    assert fake.calls == []
+    assert f"telegram image to telegram:{'*' * 4}001 not sent" in caplog.text

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import base64
+import io
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import segno
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy.engine import Engine
 
@@ -18,8 +21,8 @@ from bot.core.db import make_engine, unit_of_work
 from bot.core.models import ZaloToken
 from bot.delivery.sending import SendError
 from connectors import common
-from connectors.zalo import SIGNATURE_HEADER, ZaloInput
-from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
+from connectors.zalo import SIGNATURE_HEADER, ZaloInput, ZaloOutput
+from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate, event_mac
 from tests.fakes import FakeZalo, serve_channels, wait_for
 
 APP_ID, OA_SECRET, USER = "2553928453557884079", "oa-secret", "6142494823000000001"
@@ -75,8 +78,7 @@ def event(name: str = "user_send_text", msg_id: str = "m-1", **message: Any) -> 
 
 def signed(body: dict[str, Any], secret: str = OA_SECRET) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body, ensure_ascii=False).encode()
-    mac = hashlib.sha256(APP_ID.encode() + raw + body["timestamp"].encode() + secret.encode())
-    return raw, {SIGNATURE_HEADER: "mac=" + mac.hexdigest()}
+    return raw, {SIGNATURE_HEADER: "mac=" + event_mac(APP_ID, secret, raw, body["timestamp"])}
 
 
 @pytest.fixture
@@ -348,3 +350,194 @@ def test_max_event_age_must_be_a_positive_number(value: str) -> None:
         return
     with pytest.raises(ValueError, match="ZALO_MAX_EVENT_AGE"):
         ZaloConfig.from_env(env)
+
+
+def qr_png() -> bytes:
+    buffer = io.BytesIO()
+    segno.make_qr("00020101021238570010A000000727").save(buffer, kind="png", scale=4)
+    return buffer.getvalue()
+
+
+def data_url(png: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64," + base64.b64encode(png).decode("ascii")
+
+
+def output_of(channel: ZaloInput) -> ZaloOutput:
+    output = channel.get_output_channel()
+    assert isinstance(output, ZaloOutput)
+    return output
+
+
+def media(**element: str) -> dict[str, Any]:
+    """The attachment of a customer-service message showing one image."""
+    payload = {"template_type": "media", "elements": [{"media_type": "image", **element}]}
+    return {"type": "template", "payload": payload}
+
+
+async def test_a_data_url_image_is_uploaded_then_shown_by_attachment_id(
+    fake: FakeZalo, channel: ZaloInput
+) -> None:
+    """The VietQR code (a PNG data URL from the actions) is uploaded, then sent as a media
+    message in reply to the citizen's message; the data URL never travels as text."""
+    png = qr_png()
+    image = data_url(png)
+
+    async def bot(message: UserMessage) -> None:
+        reply = {"text": "Ông/Bà quét mã VietQR để nộp lệ phí:", "image": image}
+        await message.output_channel.send_response(message.sender_id, reply)
+
+    async with serve_channels([channel], bot) as url, httpx.AsyncClient() as client:
+        answer = await post(client, url, *signed(event(msg_id="m-7", text="nộp lệ phí")))
+        assert answer.status_code == 200
+        await wait_for(lambda: len(fake.sent) == 2)
+    assert fake.uploads == [png]
+    assert [c[0] for c in fake.calls] == ["cs", "upload", "cs"]
+    upload = fake.calls[1][1]
+    assert (upload["filename"], upload["content_type"]) == ("image.png", "image/png")
+    text, picture = fake.sent
+    assert text["message"] == {"text": "Ông/Bà quét mã VietQR để nộp lệ phí:"}
+    assert picture == {
+        "recipient": {"user_id": USER, "message_id": "m-7"},
+        "message": {"attachment": media(attachment_id="att-1")},
+    }
+    everything = json.dumps([c[1] for c in fake.calls])
+    assert "base64" not in everything and image[22:80] not in everything
+
+
+async def test_an_http_image_url_is_shown_by_url_without_upload(
+    fake: FakeZalo, channel: ZaloInput
+) -> None:
+    image = "https://dichvucong.example.vn/static/huong-dan.png"
+    await output_of(channel).send_image_url(f"zalo:{USER}", image)
+    assert fake.uploads == []
+    assert fake.sent == [
+        {"recipient": {"user_id": USER}, "message": {"attachment": media(url=image)}}
+    ]
+
+
+async def test_upload_errors_are_classified_like_message_errors(
+    fake: FakeZalo, engine: Engine
+) -> None:
+    cfg = config(fake)
+    ZaloTokenStore(engine, cfg).save("access-0", "refresh-0", 90000)
+    api = ZaloApi(cfg, ZaloTokenStore(engine, cfg))
+    kinds = []
+    try:
+        for behaviour in ["500", "timeout", "-32", "-230", "-201"]:
+            fake.fail_next(behaviour)
+            with pytest.raises(SendError) as caught:
+                await api.upload_image(qr_png())
+            kinds.append(caught.value.kind)
+    finally:
+        await api.close()
+    assert kinds == ["retry", "retry", "retry", "fallback", "permanent"]
+    assert fake.uploads == []
+
+
+async def test_an_upload_with_an_expired_token_refreshes_and_uploads_once(
+    fake: FakeZalo, engine: Engine
+) -> None:
+    cfg = config(fake)
+    ZaloTokenStore(engine, cfg).save("revoked-token", "refresh-0", 90000)
+    api = ZaloApi(cfg, ZaloTokenStore(engine, cfg))
+    png = qr_png()
+    try:
+        assert await api.upload_image(png) == "att-1"
+    finally:
+        await api.close()
+    assert fake.refreshes == 1 and fake.uploads == [png]
+    assert [c[0] for c in fake.calls] == ["upload", "oauth", "upload"]
+
+
+async def test_a_failed_upload_is_retried_and_a_refused_one_raises_without_text(
+    fake: FakeZalo, channel: ZaloInput
+) -> None:
+    """An upload goes through `with_retries` like a text: a 500 is tried again, a permanent
+    error (-201) is raised to the caller; the image string is never sent instead."""
+    png = qr_png()
+    output = output_of(channel)
+    fake.fail_next("500")
+    await output.send_image_url(f"zalo:{USER}", data_url(png))
+    assert fake.uploads == [png]
+    assert [s["message"] for s in fake.sent] == [{"attachment": media(attachment_id="att-1")}]
+
+    fake.fail_next("-201")
+    with pytest.raises(SendError) as caught:
+        await output.send_image_url(f"zalo:{USER}", data_url(png))
+    assert caught.value.kind == "permanent"
+    assert len(fake.sent) == 1 and fake.uploads == [png]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "data:image/png;base64,iVBORw0KGgo=!!",
+        "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+        "Mã VietQR",
+    ],
+    ids=["bad-base64", "gif", "plain-text"],
+)
+async def test_a_malformed_image_is_left_out_with_a_warning(
+    fake: FakeZalo, channel: ZaloInput, caplog: pytest.LogCaptureFixture, image: str
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        await output_of(channel).send_image_url(f"zalo:{USER}", image)
+    assert fake.calls == []
+    assert "zalo image to zalo:" in caplog.text and "not sent" in caplog.text
+
+
+async def test_send_image_wants_exactly_one_source(fake: FakeZalo, engine: Engine) -> None:
+    api = ZaloApi(config(fake), ZaloTokenStore(engine, config(fake)))
+    try:
+        for sources in ({}, {"attachment_id": "att-1", "url": "https://example.vn/a.png"}):
+            with pytest.raises(ValueError, match="exactly one"):
+                await api.send_image(USER, **sources)
+    finally:
+        await api.close()
+    assert fake.calls == []
+
+
+def test_image_bytes_decodes_png_and_jpeg_data_urls() -> None:
+    png = qr_png()
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 60
+    assert common.image_bytes(data_url(png)) == png
+    assert common.image_bytes(data_url(jpeg, "image/jpeg")) == jpeg
+    assert common.image_bytes(data_url(png, "IMAGE/PNG").replace("data:", "DATA:")) == png
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.vn/qr.png", "http://example.vn/qr.png", "HTTPS://EXAMPLE.VN/Q"]
+)
+def test_image_bytes_leaves_http_urls_to_the_provider(url: str) -> None:
+    assert common.image_bytes(url) is None
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        ("data:image/png;base64,iVBORw0KGgo=!!", "not valid base64"),
+        ("data:image/png;base64,ảnh", "not valid base64"),
+        ("data:image/png;base64,iVBORw0KGgo", "not valid base64"),  # missing padding
+        ("data:image/gif;base64,R0lGODlhAQABAAAAACw=", "unsupported media type"),
+        ("data:image/svg+xml;base64,PHN2Zy8+", "unsupported media type"),
+        ("data:image/png,iVBORw0KGgo=", "not base64"),
+        ("data:image/png;base64,", "is not image/png"),
+        ("data:image/jpeg;base64,iVBORw0KGgoAAAAA", "is not image/jpeg"),
+        ("data:image/png;base64" + "A" * 40, "not a data URL"),
+        ("ftp://example.vn/qr.png", "not a data URL"),
+        ("Mã VietQR", "not a data URL"),
+    ],
+)
+def test_image_bytes_refuses_malformed_data_urls(image: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        common.image_bytes(image)
+
+
+def test_image_bytes_refuses_too_big_images_before_decoding() -> None:
+    png = qr_png()
+    assert common.image_bytes(data_url(png), max_bytes=len(png)) == png
+    with pytest.raises(ValueError, match="over"):
+        common.image_bytes(data_url(png), max_bytes=len(png) - 3)
+    huge = "data:image/png;base64," + "!" * 2_000_000  # invalid, but refused for its length
+    with pytest.raises(ValueError, match="over 1000000 bytes"):
+        common.image_bytes(huge)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from bot.core.clock import utcnow
 from bot.core.config import PROJECT_ROOT
 from bot.core.db import make_engine, unit_of_work
-from bot.core.models import AuditEntry, ChannelBinding, Dossier, Handoff
+from bot.core.models import AuditEntry, ChannelBinding, Dossier, Handoff, Payment
 from console.channels import ChannelReplySender, HttpRasaApi
 from console.indexer import sync_all
 from console.web import create_app
@@ -271,3 +271,64 @@ async def status_notice_reaches_the_citizen(site: dict[str, Any]) -> None:
     assert body["name"] == "EXTERNAL_dossier_status"
     assert body["entities"]["dossier_code"] == "DLK-261123-00007"
     assert body["entities"]["status"] == "completed"
+
+
+async def test_payment_filter_and_rate_in_chromium(chromium: str, site: dict[str, Any]) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    deps = site["deps"]
+    now = utcnow()
+    with unit_of_work(deps.engine) as session:
+        owner = session.scalar(select(ChannelBinding.citizen_id))
+        for number, status in (("00011", "paid"), ("00012", "requested")):
+            dossier = Dossier(
+                code=f"DLK-261201-{number}",
+                service_code="gplx_doi",
+                citizen_id=owner,
+                status="received",
+                fields={},
+                channel="zalo",
+                submitted_at=now - dt.timedelta(hours=2),
+            )
+            session.add(dossier)
+            session.flush()
+            session.add(
+                Payment(
+                    dossier_id=dossier.id,
+                    reference=dossier.code,
+                    amount=135000,
+                    status=status,
+                    due_at=now + dt.timedelta(days=5),
+                    paid_at=now if status == "paid" else None,
+                )
+            )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = await browser.new_page(locale="vi-VN")
+        page.set_default_timeout(20_000)
+        await page.goto(f"{site['url']}/login")
+        await page.fill("input[name=username]", "canbo")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button:has-text('Đăng nhập')")
+        await page.goto(f"{site['url']}/dossiers")
+        rows = page.locator("#dossiers tbody tr")
+        await page.select_option("select[name=status]", "all")
+        await page.select_option("select[name=payment]", label="Đã nộp lệ phí")
+        await page.click("button:has-text('Lọc')")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text("DLK-261201-00011")
+        await expect(rows.first.locator("td.payment")).to_have_text("Đã nộp lệ phí")
+        await page.select_option("select[name=payment]", label="Chưa nộp lệ phí")
+        await page.click("button:has-text('Lọc')")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text("DLK-261201-00012")
+        await page.select_option("select[name=payment]", label="Không thu trực tuyến")
+        await page.click("button:has-text('Lọc')")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text("DLK-261123-00007")
+        await page.screenshot(path=str(ARTIFACTS / "dossiers-payment.png"), full_page=True)
+        await page.goto(f"{site['url']}/dashboard")
+        await expect(page.locator("#payment-overall")).to_contain_text("50.0 %")
+        await expect(page.locator("#payment-province")).to_contain_text("mục tiêu ≥ 50.0 %")
+        await expect(page.locator("#payment-province")).to_contain_text("1 / 2")
+        await browser.close()

@@ -40,6 +40,7 @@ PAGES = [
     "/exports/dossiers.csv",
     "/exports/ratings.csv",
     "/audit",
+    "/payments/mismatches",
 ]
 FORMS = [
     "/logout",
@@ -54,6 +55,7 @@ FORMS = [
     "/handoffs/1/close",
     "/dossiers/1/status",
     "/dossiers/1/reveal",
+    "/payments/mismatches/1/resolve",
 ]
 
 

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bot.dossiers.gateway import GatewayError, SubmissionPayload
-from connectors.dossier_gateway import HttpGateway, sign
+from connectors.dossier_gateway import HttpGateway
+from connectors.signed_http import sign
 
 SECRET = "gateway-secret"
 

@@ -205,14 +205,14 @@ def test_unknown_and_system_intents_are_refused(
 ) -> None:
     path = export(
         tmp_path,
-        {"pay_fee": ["tôi muốn nộp phí qua ví điện tử"], "EXTERNAL_reminder": ["nhắc tôi nhé"]},
+        {"book_flight": ["cho tôi đặt vé máy bay"], "EXTERNAL_reminder": ["nhắc tôi nhé"]},
     )
     report = run(path, nlu_dir, held_out)
 
     found = decisions(report)
-    assert found["tôi muốn nộp phí qua ví điện tử"] == (
+    assert found["cho tôi đặt vé máy bay"] == (
         "refused",
-        "intent 'pay_fee' is not in domain.yml",
+        "intent 'book_flight' is not in domain.yml",
     )
     assert found["nhắc tôi nhé"][0] == "refused"
     assert "system only" in found["nhắc tôi nhé"][1]
@@ -328,18 +328,18 @@ def test_cli_dry_run_prints_decisions_and_writes_nothing(
 def test_cli_merges_and_exits_1_when_anything_is_refused(
     tmp_path: Path, nlu_dir: Path, held_out: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = export(tmp_path, {"greet": ["hú hú kt1"], "pay_fee": ["nộp phí"]})
+    path = export(tmp_path, {"greet": ["hú hú kt1"], "book_flight": ["đặt vé"]})
 
     assert cli(path, nlu_dir, held_out) == 1
 
     out = capsys.readouterr().out
-    assert "refused    pay_fee  nộp phí — intent 'pay_fee' is not in domain.yml" in out
+    assert "refused    book_flight  đặt vé — intent 'book_flight' is not in domain.yml" in out
     assert out.splitlines()[-1] == (
         f"1 accepted, 0 duplicate, 1 refused; merged into {nlu_dir / REVIEWED_FILE}; "
         "retrain with `make train`."
     )
     assert reviewed(nlu_dir) == {"greet": ["- hú hú kt1"]}
-    assert cli(path, nlu_dir, held_out) == 1  # pay_fee is still refused; hú hú kt1 now a duplicate
+    assert cli(path, nlu_dir, held_out) == 1  # book_flight still refused; hú hú kt1 a duplicate
 
 
 def test_cli_refuses_an_unreadable_file_or_missing_held_out_set(

@@ -153,6 +153,9 @@ class DossierField(Strict):
 class Fee(Strict):
     amount: int | None = Field(None, ge=0)
     text: str
+    # Waived when the dossier is filed by its trigger's deadline (the ID card at the statutory
+    # ages): the submission then gets no payment request.
+    exempt_on_time: bool = False
 
 
 class ProcessingTime(Strict):
@@ -183,6 +186,8 @@ class Service(Strict):
     short_name: str
     sector: Literal[SECTORS]  # type: ignore[valid-type]
     agency: str
+    # The plan's online-payment targets differ by the level that receives the dossier.
+    authority: Literal["province", "commune"]
     level: int = Field(ge=1, le=4)
     subject: Literal["citizen", "business"]
     trigger: Trigger = Field(discriminator="rule")

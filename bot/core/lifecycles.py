@@ -90,6 +90,18 @@ class DraftState(StrEnum):
     ABANDONED = "abandoned"  # replaced or given up
 
 
+class PaymentStatus(StrEnum):
+    REQUESTED = "requested"  # the citizen was asked to pay; not yet confirmed
+    PAID = "paid"  # a signed callback confirmed the amount for this reference
+    VOID = "void"  # the dossier was withdrawn or refused before payment
+
+
+class CallbackOutcome(StrEnum):
+    APPLIED = "applied"  # it marked its payment paid
+    MISMATCH = "mismatch"  # amount, reference or state did not fit: kept for an officer
+    RESOLVED = "resolved"  # an officer dealt with the mismatch (refund, manual match…)
+
+
 class ForbiddenTransition(ValueError):
     """A move the lifecycle does not allow (or not for this actor)."""
 
@@ -184,20 +196,20 @@ class Lifecycle(Generic[S]):
         return f"{column or self.attribute} IN ({values})"
 
 
+# Each table maps a state to the states it may move to; the Lifecycle line under it names the
+# stored column and the states a new row may start in.
 _D = DossierStatus
-DOSSIER: Lifecycle[DossierStatus] = Lifecycle(
-    "dossier",
-    DossierStatus,
-    "status",
-    initial=(_D.PREPARED, _D.RECEIVED),  # level 2 / level 3 and joined services
-    transitions={
-        _D.PREPARED: (_D.RECEIVED, _D.CANCELLED),
-        _D.RECEIVED: (_D.PROCESSING, _D.NEEDS_INFO, _D.REJECTED, _D.CANCELLED),
-        _D.PROCESSING: (_D.NEEDS_INFO, _D.COMPLETED, _D.REJECTED),
-        _D.NEEDS_INFO: (_D.PROCESSING, _D.COMPLETED, _D.REJECTED),
-    },
-    # An officer rejects a received dossier; only its owner withdraws it.
-    reserved={(_D.RECEIVED, _D.CANCELLED): Actor.CITIZEN},
+_DOSSIER_MOVES = {
+    _D.PREPARED: (_D.RECEIVED, _D.CANCELLED),
+    _D.RECEIVED: (_D.PROCESSING, _D.NEEDS_INFO, _D.REJECTED, _D.CANCELLED),
+    _D.PROCESSING: (_D.NEEDS_INFO, _D.COMPLETED, _D.REJECTED),
+    _D.NEEDS_INFO: (_D.PROCESSING, _D.COMPLETED, _D.REJECTED),
+}
+# An officer rejects a received dossier; only its owner withdraws it.
+_ONLY_OWNER_WITHDRAWS = {(_D.RECEIVED, _D.CANCELLED): Actor.CITIZEN}
+# Level 2 starts prepared; level 3 and joined services start received.
+DOSSIER = Lifecycle(
+    "dossier", _D, "status", (_D.PREPARED, _D.RECEIVED), _DOSSIER_MOVES, _ONLY_OWNER_WITHDRAWS
 )
 # The citizen has one going: no reminder for that service (the scan).
 DOSSIER_IN_PROGRESS = DOSSIER.active
@@ -208,84 +220,57 @@ DOSSIER_CANCELLABLE = DOSSIER.sources(_D.CANCELLED, by=Actor.CITIZEN)
 DOSSIER_FINISHED = DOSSIER.final
 
 _R = ReminderState
-REMINDER: Lifecycle[ReminderState] = Lifecycle(
-    "reminder",
-    ReminderState,
-    "state",
-    initial=(_R.PENDING,),
-    transitions={
-        # Dispatch claims it, or finds no recipient, or the citizen silenced the service; a
-        # submission for the service converts it.
-        _R.PENDING: (_R.ATTEMPTING, _R.SKIPPED, _R.FAILED, _R.CONVERTED),
-        # Back to pending: a retry, our service down, or a stale claim reset.
-        _R.ATTEMPTING: (_R.PENDING, _R.SENT, _R.FAILED, _R.CONVERTED),
-        _R.SENT: (_R.CONVERTED,),
-    },
-)
+_REMINDER_MOVES = {
+    # Dispatch claims it, or finds no recipient, or the citizen silenced the service; a
+    # submission for the service converts it.
+    _R.PENDING: (_R.ATTEMPTING, _R.SKIPPED, _R.FAILED, _R.CONVERTED),
+    # Back to pending: a retry, our service down, or a stale claim reset.
+    _R.ATTEMPTING: (_R.PENDING, _R.SENT, _R.FAILED, _R.CONVERTED),
+    _R.SENT: (_R.CONVERTED,),
+}
+REMINDER = Lifecycle("reminder", _R, "state", (_R.PENDING,), _REMINDER_MOVES)
 # The reminders that led to a submission: counted as converted, sent no more.
 REMINDER_CONVERTIBLE = REMINDER.sources(_R.CONVERTED)
 
 _H = HandoffStatus
-HANDOFF: Lifecycle[HandoffStatus] = Lifecycle(
-    "hand-off",
-    HandoffStatus,
-    "status",
-    initial=(_H.OPEN,),
-    transitions={
-        _H.OPEN: (_H.TAKEN, _H.CLOSED),
-        _H.TAKEN: (_H.TAKEN, _H.CLOSED),  # taking one's own request again changes nothing
-    },
-)
+_HANDOFF_MOVES = {
+    _H.OPEN: (_H.TAKEN, _H.CLOSED),
+    _H.TAKEN: (_H.TAKEN, _H.CLOSED),  # taking one's own request again changes nothing
+}
+HANDOFF = Lifecycle("hand-off", _H, "status", (_H.OPEN,), _HANDOFF_MOVES)
 # The bot stays silent while one of these is active; the console's queue lists them.
 HANDOFF_ACTIVE = HANDOFF.active
 
-HANDOFF_REPLY: Lifecycle[HandoffReplyStatus] = Lifecycle(
-    "hand-off reply",
-    HandoffReplyStatus,
-    "status",
-    initial=(HandoffReplyStatus.SENDING,),
-    transitions={
-        HandoffReplyStatus.SENDING: (HandoffReplyStatus.SENT, HandoffReplyStatus.FAILED),
-    },
-)
+_HR = HandoffReplyStatus
+_HANDOFF_REPLY_MOVES = {_HR.SENDING: (_HR.SENT, _HR.FAILED)}
+HANDOFF_REPLY = Lifecycle("hand-off reply", _HR, "status", (_HR.SENDING,), _HANDOFF_REPLY_MOVES)
 
 _V = DeliveryStatus
-DELIVERY: Lifecycle[DeliveryStatus] = Lifecycle(
-    "delivery",
-    DeliveryStatus,
-    "status",
-    initial=(_V.PENDING, _V.SENDING),
-    transitions={
-        _V.PENDING: (_V.SENDING,),
-        # Staying `sending`: an attempt to be retried, or a dead worker's stale claim taken over.
-        _V.SENDING: (_V.SENDING, _V.SENT, _V.FAILED),
-        _V.FAILED: (_V.SENDING,),  # a later delivery of the same key tries the channel again
-    },
-)
+_DELIVERY_MOVES = {
+    _V.PENDING: (_V.SENDING,),
+    # Staying `sending`: an attempt to be retried, or a dead worker's stale claim taken over.
+    _V.SENDING: (_V.SENDING, _V.SENT, _V.FAILED),
+    _V.FAILED: (_V.SENDING,),  # a later delivery of the same key tries the channel again
+}
+DELIVERY = Lifecycle("delivery", _V, "status", (_V.PENDING, _V.SENDING), _DELIVERY_MOVES)
 # Claimable at once; a `sending` row only when its claim is stale (bot.delivery.outbox.claim).
 DELIVERY_CLAIMABLE = tuple(s for s in DELIVERY.sources(_V.SENDING) if s is not _V.SENDING)
 
-ATTEMPT: Lifecycle[AttemptOutcome] = Lifecycle(
-    "delivery attempt",
-    AttemptOutcome,
-    "outcome",
-    initial=(AttemptOutcome.STARTED,),
-    transitions={
-        AttemptOutcome.STARTED: (
-            AttemptOutcome.SENT,
-            AttemptOutcome.RETRY,
-            AttemptOutcome.PERMANENT,
-            AttemptOutcome.FALLBACK,
-        ),
-    },
-)
+_A = AttemptOutcome
+_ATTEMPT_MOVES = {_A.STARTED: (_A.SENT, _A.RETRY, _A.PERMANENT, _A.FALLBACK)}
+ATTEMPT = Lifecycle("delivery attempt", _A, "outcome", (_A.STARTED,), _ATTEMPT_MOVES)
 
-DRAFT: Lifecycle[DraftState] = Lifecycle(
-    "draft",
-    DraftState,
-    "state",
-    initial=(DraftState.OPEN,),
-    transitions={DraftState.OPEN: (DraftState.SUBMITTED, DraftState.ABANDONED)},
+_DRAFT_MOVES = {DraftState.OPEN: (DraftState.SUBMITTED, DraftState.ABANDONED)}
+DRAFT = Lifecycle("draft", DraftState, "state", (DraftState.OPEN,), _DRAFT_MOVES)
+
+_P = PaymentStatus
+_PAYMENT_MOVES = {_P.REQUESTED: (_P.PAID, _P.VOID)}
+PAYMENT = Lifecycle("payment", _P, "status", (_P.REQUESTED,), _PAYMENT_MOVES)
+
+_C = CallbackOutcome
+_CALLBACK_MOVES = {_C.MISMATCH: (_C.RESOLVED,)}
+PAYMENT_CALLBACK = Lifecycle(
+    "payment callback", _C, "outcome", (_C.APPLIED, _C.MISMATCH), _CALLBACK_MOVES
 )
 
 LIFECYCLES: tuple[Lifecycle[Any], ...] = (
@@ -296,4 +281,6 @@ LIFECYCLES: tuple[Lifecycle[Any], ...] = (
     DELIVERY,
     ATTEMPT,
     DRAFT,
+    PAYMENT,
+    PAYMENT_CALLBACK,
 )

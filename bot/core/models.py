@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -32,6 +33,8 @@ from bot.core.lifecycles import (
     DRAFT,
     HANDOFF,
     HANDOFF_REPLY,
+    PAYMENT,
+    PAYMENT_CALLBACK,
     REMINDER,
     AttemptOutcome,
     DeliveryStatus,
@@ -79,6 +82,13 @@ class Base(metaclass=DeclarativeMeta):
         __init__ = mapper_registry.constructor
 
 
+class KeyedBase(Base):
+    """A table whose rows are known by a surrogate integer key."""
+
+    __abstract__ = True
+    id: Mapped[int] = Column(Integer, primary_key=True)
+
+
 def _created() -> Column:
     return Column(DateTime, nullable=False, default=utcnow)
 
@@ -87,11 +97,17 @@ def _updated() -> Column:
     return Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
 
-class Citizen(Base):
+class Timestamped:
+    """When a row was created and last changed (SQLAlchemy copies mixin columns per table)."""
+
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+
+
+class Citizen(Timestamped, KeyedBase):
     """Mirror of what the national population database returns for one person."""
 
     __tablename__ = "citizens"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     cccd: Mapped[str] = Column(String(12), nullable=False, unique=True)
     full_name: Mapped[str] = Column(String(120), nullable=False)
     date_of_birth: Mapped[dt.date] = Column(Date, nullable=False, index=True)
@@ -101,14 +117,11 @@ class Citizen(Base):
     permanent_address: Mapped[str | None] = Column(String(255))
     temporary_address: Mapped[str | None] = Column(String(255))
     commune: Mapped[str | None] = Column(String(120), index=True)
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     __table_args__ = (CheckConstraint("sex IN ('M', 'F')", name="sex"),)
 
 
-class Business(Base):
+class Business(Timestamped, KeyedBase):
     __tablename__ = "businesses"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     tax_code: Mapped[str] = Column(String(14), nullable=False, unique=True)
     name: Mapped[str] = Column(String(255), nullable=False)
     address: Mapped[str | None] = Column(String(255))
@@ -118,12 +131,10 @@ class Business(Base):
     representative_id: Mapped[int | None] = Column(
         ForeignKey("citizens.id", ondelete="SET NULL"), index=True
     )
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     representative = relationship(Citizen)
 
 
-class Record(Base):
+class Record(Timestamped, KeyedBase):
     """Any document or event the state holds about a person or business.
 
     One generic table (kind + number + dates + attributes) instead of a table per kind: the
@@ -131,7 +142,6 @@ class Record(Base):
     """
 
     __tablename__ = "records"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     kind: Mapped[str] = Column(String(40), nullable=False)
     number: Mapped[str] = Column(String(60), nullable=False)
     citizen_id: Mapped[int | None] = Column(
@@ -145,8 +155,6 @@ class Record(Base):
     event_date: Mapped[dt.date | None] = Column(Date)
     attributes: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
     source: Mapped[str] = Column(String(40), nullable=False, default="import")
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     __table_args__ = (
         UniqueConstraint("kind", "number", name="uq_records_kind_number"),
         CheckConstraint("citizen_id IS NOT NULL OR business_id IS NOT NULL", name="has_subject"),
@@ -159,12 +167,11 @@ class ChannelSender:
     """The key of a channel sender (channel, conversation id), shared by the rows that belong
     to one: bindings, link challenges and guards, drafts."""
 
-    id: Mapped[int] = Column(Integer, primary_key=True)
     channel: Mapped[str] = Column(String(20), nullable=False)
     channel_user_id: Mapped[str] = Column(String(128), nullable=False)
 
 
-class ChannelBinding(ChannelSender, Base):
+class ChannelBinding(Timestamped, ChannelSender, KeyedBase):
     """Proof that a channel user is a given citizen; the only source of identity in actions."""
 
     __tablename__ = "channel_bindings"
@@ -172,19 +179,16 @@ class ChannelBinding(ChannelSender, Base):
         ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True
     )
     method: Mapped[str] = Column(String(20), nullable=False, default="otp")
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     __table_args__ = (
         UniqueConstraint("channel", "channel_user_id", name="uq_channel_bindings_user"),
     )
 
 
-class Dossier(Base):
+class Dossier(Timestamped, KeyedBase):
     """An application the citizen consented to: submitted (level 3) or prepared for the office
     (level 2); `code` is what the citizen quotes, `status` follows `lifecycles.DOSSIER`."""
 
     __tablename__ = "dossiers"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     code: Mapped[str] = Column(String(24), nullable=False, unique=True)
     service_code: Mapped[str] = Column(String(40), nullable=False, index=True)
     citizen_id: Mapped[int | None] = Column(
@@ -199,17 +203,14 @@ class Dossier(Base):
     idempotency_key: Mapped[str | None] = Column(String(80), unique=True)
     submitted_at: Mapped[dt.datetime | None] = Column(DateTime, index=True)
     expected_on: Mapped[dt.date | None] = Column(Date)
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     history = relationship(
         "DossierStatusChange", order_by="DossierStatusChange.id", back_populates="dossier"
     )
     __table_args__ = (CheckConstraint(DOSSIER.check_sql(), name="status"),)
 
 
-class DossierStatusChange(Base):
+class DossierStatusChange(KeyedBase):
     __tablename__ = "dossier_status_history"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     dossier_id: Mapped[int] = Column(
         ForeignKey("dossiers.id", ondelete="CASCADE"), nullable=False, index=True
     )
@@ -221,11 +222,10 @@ class DossierStatusChange(Base):
     __table_args__ = (CheckConstraint(DOSSIER.check_sql(), name="status"),)
 
 
-class Consent(Base):
+class Consent(KeyedBase):
     """What the citizen saw and agreed to, kept even when their chat history is erased."""
 
     __tablename__ = "consents"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     citizen_id: Mapped[int | None] = Column(
         ForeignKey("citizens.id", ondelete="SET NULL"), index=True
     )
@@ -238,11 +238,10 @@ class Consent(Base):
     created_at: Mapped[dt.datetime] = _created()
 
 
-class Reminder(Base):
+class Reminder(Timestamped, KeyedBase):
     """Outbox of proactive reminders; the unique key makes scans idempotent."""
 
     __tablename__ = "reminders"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     subject_type: Mapped[str] = Column(String(10), nullable=False)
     subject_id: Mapped[int] = Column(Integer, nullable=False)
     service_code: Mapped[str] = Column(String(40), nullable=False)
@@ -254,8 +253,6 @@ class Reminder(Base):
     send_after: Mapped[dt.datetime | None] = Column(DateTime)
     attempts: Mapped[int] = Column(SmallInteger, nullable=False, default=0)
     last_error: Mapped[str | None] = Column(Text)
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     __table_args__ = (
         UniqueConstraint(
             "subject_type",
@@ -272,9 +269,8 @@ class Reminder(Base):
     )
 
 
-class SatisfactionRating(Base):
+class SatisfactionRating(KeyedBase):
     __tablename__ = "satisfaction_ratings"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     dossier_id: Mapped[int | None] = Column(
         ForeignKey("dossiers.id", ondelete="SET NULL"), index=True
     )
@@ -289,24 +285,20 @@ class SatisfactionRating(Base):
     __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
 
 
-class Officer(Base):
+class Officer(Timestamped, KeyedBase):
     __tablename__ = "officers"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     username: Mapped[str] = Column(String(64), nullable=False, unique=True)
     password_hash: Mapped[str] = Column(String(255), nullable=False)
     role: Mapped[str] = Column(String(16), nullable=False)
     active: Mapped[bool] = Column(Boolean, nullable=False, default=True)
     last_login_at: Mapped[dt.datetime | None] = Column(DateTime)
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     __table_args__ = (CheckConstraint("role IN ('officer', 'supervisor', 'admin')", name="role"),)
 
 
-class AuditEntry(Base):
+class AuditEntry(KeyedBase):
     """Who touched which personal data or privileged function, and why."""
 
     __tablename__ = "audit_log"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     actor: Mapped[str] = Column(String(80), nullable=False, index=True)
     action: Mapped[str] = Column(String(60), nullable=False, index=True)
     target_type: Mapped[str | None] = Column(String(40))
@@ -315,7 +307,7 @@ class AuditEntry(Base):
     created_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
 
 
-class LinkChallenge(ChannelSender, Base):
+class LinkChallenge(ChannelSender, KeyedBase):
     """A one-time code sent to the registry phone of an ID number, for one channel sender.
 
     Unknown ID numbers get a row too (without a citizen and without an SMS), so the per-ID rate
@@ -335,7 +327,7 @@ class LinkChallenge(ChannelSender, Base):
     )
 
 
-class LinkGuard(ChannelSender, Base):
+class LinkGuard(ChannelSender, KeyedBase):
     """Wrong-code counter and lock per channel sender (brute-force protection)."""
 
     __tablename__ = "link_guards"
@@ -345,7 +337,7 @@ class LinkGuard(ChannelSender, Base):
     __table_args__ = (UniqueConstraint("channel", "channel_user_id", name="uq_link_guards_user"),)
 
 
-class DossierDraft(ChannelSender, Base):
+class DossierDraft(Timestamped, ChannelSender, KeyedBase):
     """A pre-filled dossier being completed in a conversation, before consent."""
 
     __tablename__ = "dossier_drafts"
@@ -359,8 +351,6 @@ class DossierDraft(ChannelSender, Base):
     typed: Mapped[list[str]] = Column(JSON, nullable=False, default=list)
     state: Mapped[str] = Column(String(12), nullable=False, default=DraftState.OPEN)
     dossier_id: Mapped[int | None] = Column(ForeignKey("dossiers.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     __table_args__ = (
         Index("ix_dossier_drafts_sender", "channel", "channel_user_id", "state"),
         CheckConstraint(DRAFT.check_sql(), name="state"),
@@ -375,11 +365,10 @@ class DossierCounter(Base):
     last: Mapped[int] = Column(Integer, nullable=False, default=0)
 
 
-class ReminderPreference(Base):
+class ReminderPreference(KeyedBase):
     """A citizen's 'stop' or 'remind me later', for one service or all (service_code '*')."""
 
     __tablename__ = "reminder_preferences"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     citizen_id: Mapped[int] = Column(ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False)
     service_code: Mapped[str] = Column(String(40), nullable=False)
     stopped: Mapped[bool] = Column(Boolean, nullable=False, default=False)
@@ -390,11 +379,10 @@ class ReminderPreference(Base):
     )
 
 
-class Handoff(Base):
+class Handoff(KeyedBase):
     """A request to talk to an officer; while open, the bot stays silent in that conversation."""
 
     __tablename__ = "handoffs"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     sender_id: Mapped[str] = Column(String(160), nullable=False, index=True)
     channel: Mapped[str] = Column(String(20), nullable=False)
     citizen_id: Mapped[int | None] = Column(ForeignKey("citizens.id", ondelete="SET NULL"))
@@ -407,11 +395,10 @@ class Handoff(Base):
     __table_args__ = (CheckConstraint(HANDOFF.check_sql(), name="status"),)
 
 
-class WebhookEvent(Base):
+class WebhookEvent(KeyedBase):
     """Ids of inbound webhook events already accepted, so a provider's retry is handled once."""
 
     __tablename__ = "webhook_events"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     channel: Mapped[str] = Column(String(20), nullable=False)
     event_id: Mapped[str] = Column(String(128), nullable=False)
     created_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
@@ -458,11 +445,10 @@ class ZaloToken(Base):
     updated_at: Mapped[dt.datetime] = _updated()
 
 
-class Delivery(Base):
+class Delivery(Timestamped, KeyedBase):
     """One proactive message on one channel; unique per (idempotency key, channel)."""
 
     __tablename__ = "deliveries"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     idempotency_key: Mapped[str] = Column(String(80), nullable=False)
     channel: Mapped[str] = Column(String(20), nullable=False)
     citizen_id: Mapped[int | None] = Column(
@@ -475,19 +461,16 @@ class Delivery(Base):
     provider_message_id: Mapped[str | None] = Column(String(120))
     last_error: Mapped[str | None] = Column(Text)
     sent_at: Mapped[dt.datetime | None] = Column(DateTime)
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _updated()
     __table_args__ = (
         UniqueConstraint("idempotency_key", "channel", name="uq_deliveries_key_channel"),
         CheckConstraint(DELIVERY.check_sql(), name="status"),
     )
 
 
-class DeliveryAttempt(Base):
+class DeliveryAttempt(KeyedBase):
     """Every send attempt, written before the request leaves and completed after."""
 
     __tablename__ = "delivery_attempts"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     delivery_id: Mapped[int] = Column(
         ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True
     )
@@ -503,7 +486,7 @@ class DeliveryAttempt(Base):
 # --- Officer console (issue 7) -------------------------------------------------------------
 
 
-class ConversationSummary(Base):
+class ConversationSummary(KeyedBase):
     """One row per Rasa conversation, derived from the tracker store by `console.indexer`.
 
     The console lists and filters these instead of aggregating the raw `events` table on every
@@ -511,7 +494,6 @@ class ConversationSummary(Base):
     """
 
     __tablename__ = "console_conversations"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     sender_id: Mapped[str] = Column(String(255), nullable=False, unique=True)
     channel: Mapped[str] = Column(String(20), nullable=False, index=True)
     first_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, index=True)
@@ -572,11 +554,10 @@ class ConsoleSession(Base):
     expires_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, index=True)
 
 
-class ConversationLabel(Base):
+class ConversationLabel(KeyedBase):
     """An officer's label on a conversation; the label `keep` exempts it from retention."""
 
     __tablename__ = "conversation_labels"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     sender_id: Mapped[str] = Column(String(255), nullable=False)
     label: Mapped[str] = Column(String(40), nullable=False, index=True)
     created_by: Mapped[str] = Column(String(64), nullable=False)
@@ -584,23 +565,21 @@ class ConversationLabel(Base):
     __table_args__ = (UniqueConstraint("sender_id", "label", name="uq_conversation_labels_label"),)
 
 
-class ConversationComment(Base):
+class ConversationComment(KeyedBase):
     __tablename__ = "conversation_comments"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     sender_id: Mapped[str] = Column(String(255), nullable=False, index=True)
     officer: Mapped[str] = Column(String(64), nullable=False)
     text: Mapped[str] = Column(Text, nullable=False)
     created_at: Mapped[dt.datetime] = _created()
 
 
-class MessageFlag(Base):
+class MessageFlag(KeyedBase):
     """A citizen message the model misunderstood, with the intent an officer says is right.
 
     The text is stored already masked: it outlives the conversation and goes into `nlu/`.
     """
 
     __tablename__ = "message_flags"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     sender_id: Mapped[str] = Column(String(255), nullable=False)
     event_id: Mapped[int] = Column(Integer, nullable=False)
     text: Mapped[str] = Column(Text, nullable=False)
@@ -613,11 +592,10 @@ class MessageFlag(Base):
     __table_args__ = (UniqueConstraint("sender_id", "event_id", name="uq_message_flags_event"),)
 
 
-class HandoffReply(Base):
+class HandoffReply(KeyedBase):
     """An officer's reply in a hand-off; the form's key makes a double submit send once."""
 
     __tablename__ = "handoff_replies"
-    id: Mapped[int] = Column(Integer, primary_key=True)
     handoff_id: Mapped[int] = Column(
         ForeignKey("handoffs.id", ondelete="CASCADE"), nullable=False, index=True
     )
@@ -628,6 +606,48 @@ class HandoffReply(Base):
     error: Mapped[str | None] = Column(Text)
     created_at: Mapped[dt.datetime] = _created()
     __table_args__ = (CheckConstraint(HANDOFF_REPLY.check_sql(), name="status"),)
+
+
+class Payment(Timestamped, KeyedBase):
+    """The fee of one submitted dossier: what is owed, by when, and whether it was paid.
+    `reference` is the dossier code, the transfer content a bank statement carries."""
+
+    __tablename__ = "payments"
+    dossier_id: Mapped[int] = Column(
+        ForeignKey("dossiers.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    reference: Mapped[str] = Column(String(24), nullable=False, unique=True)
+    amount: Mapped[int] = Column(BigInteger, nullable=False)
+    status: Mapped[str] = Column(String(10), nullable=False, index=True)
+    due_at: Mapped[dt.datetime] = Column(DateTime, nullable=False)
+    pay_url: Mapped[str | None] = Column(String(500))
+    paid_at: Mapped[dt.datetime | None] = Column(DateTime, index=True)
+    transaction_id: Mapped[str | None] = Column(String(64), unique=True)
+    receipt_no: Mapped[str | None] = Column(String(24), unique=True)
+    dossier = relationship(Dossier)
+    __table_args__ = (
+        CheckConstraint(PAYMENT.check_sql(), name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+
+class PaymentCallback(KeyedBase):
+    """Every authenticated payment callback, once per transaction id: applied, or kept as a
+    mismatch (wrong amount, unknown reference, a dossier no longer payable) for an officer."""
+
+    __tablename__ = "payment_callbacks"
+    transaction_id: Mapped[str] = Column(String(64), nullable=False, unique=True)
+    reference: Mapped[str] = Column(String(40), nullable=False, index=True)
+    amount: Mapped[int] = Column(BigInteger, nullable=False)
+    payment_id: Mapped[int | None] = Column(ForeignKey("payments.id", ondelete="SET NULL"))
+    outcome: Mapped[str] = Column(String(10), nullable=False, index=True)
+    reason: Mapped[str | None] = Column(String(200))
+    body: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    received_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow)
+    resolved_by: Mapped[str | None] = Column(String(64))
+    resolution: Mapped[str | None] = Column(Text)
+    resolved_at: Mapped[dt.datetime | None] = Column(DateTime)
+    __table_args__ = (CheckConstraint(PAYMENT_CALLBACK.check_sql(), name="outcome"),)
 
 
 # Composite indexes for the console's filtered lists (filter column, then the list's order).

@@ -35,10 +35,14 @@ from bot.core.models import (
     DossierCounter,
     DossierDraft,
     DossierStatusChange,
+    Payment,
     Reminder,
 )
 from bot.dossiers.gateway import DossierGateway, GatewayError, SubmissionPayload
 from bot.dossiers.workdays import add_working_days
+from bot.payments.platform import PaymentPlatform
+from bot.payments.requests import request_payment, void_unpaid
+from bot.payments.settings import PaymentSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,7 @@ class Submission:
     dossier: Dossier
     already_submitted: bool
     joined: list[Dossier]
+    payment: Payment | None = None  # the fee to pay online, if the dossier owes one
 
 
 def expected_date(service: Service, submitted: dt.date) -> dt.date:
@@ -123,16 +128,21 @@ def submit_draft(
     gateway: DossierGateway,
     shown: str,
     now: dt.datetime | None = None,
+    platform: PaymentPlatform | None = None,
+    payment_settings: PaymentSettings | None = None,
 ) -> Submission:
     """Create the dossier and consent for a completed draft, once.
 
     Level-3 services go to the gateway; level-2 services are stored as 'prepared' for the
-    in-person step. Level-4 services joined to this one are created in the same transaction.
+    in-person step. Level-4 services joined to this one are created in the same transaction,
+    and so is the payment request of a fee (`bot.payments.requests`).
     """
     key = f"draft:{draft.id}"
     existing = session.scalar(select(Dossier).where(Dossier.idempotency_key == key))
+    settings = payment_settings or PaymentSettings.from_env()
     if existing is not None:
-        return Submission(existing, already_submitted=True, joined=[])
+        payment = request_payment(session, catalogue, existing, settings, platform, utcnow())
+        return Submission(existing, already_submitted=True, joined=[], payment=payment)
     service = catalogue.service(draft.service_code)
     now = now or utcnow()
     status = DossierStatus.RECEIVED if service.level >= 3 else DossierStatus.PREPARED
@@ -181,7 +191,8 @@ def submit_draft(
         for other in catalogue.services
         if isinstance(other.trigger, JoinedTrigger) and other.trigger.after_service == service.code
     ]
-    return Submission(dossier, already_submitted=False, joined=joined)
+    payment = request_payment(session, catalogue, dossier, settings, platform, now)
+    return Submission(dossier, already_submitted=False, joined=joined, payment=payment)
 
 
 def _mark_reminders_converted(session: Session, service: Service, draft: DossierDraft) -> None:
@@ -227,6 +238,7 @@ def cancel(session: Session, dossier: Dossier, actor: str = "citizen") -> bool:
     if dossier.status not in DOSSIER_CANCELLABLE:
         return False
     DOSSIER.move(dossier, DossierStatus.CANCELLED, by=Actor.CITIZEN)
+    void_unpaid(session, dossier)
     session.add(
         DossierStatusChange(dossier_id=dossier.id, status=DossierStatus.CANCELLED, changed_by=actor)
     )

@@ -8,7 +8,11 @@ Definitions (seeds 000, 003, 004):
 - median time from a reminder to the dossier it led to, and from the citizen's first message of
   the conversation session in which they submitted to the submission (target < 5 minutes);
 - dossiers by status (submitted in the period); fallback rate: share of citizen messages the
-  model could not classify (`nlu_fallback`), in conversations that started in the period.
+  model could not classify (`nlu_fallback`), in conversations that started in the period;
+- online payment rate: of the dossiers submitted in the period that owe a fee online (a
+  payment request not void), the share paid online; per service, overall, and per level of
+  the receiving authority against the plan's targets (province ≥ 50 %, commune ≥ 30 %; the
+  district tier's 40 % ended with the two-tier local government of July 2025).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,13 +28,14 @@ from sqlalchemy import String, and_, cast, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.core.lifecycles import DeliveryStatus, ReminderState
+from bot.core.lifecycles import DeliveryStatus, PaymentStatus, ReminderState
 from bot.core.models import (
     ConversationSummary,
     ConversationTag,
     Delivery,
     Dossier,
     DossierDraft,
+    Payment,
     Reminder,
     SatisfactionRating,
 )
@@ -44,6 +49,8 @@ _R = ReminderState
 SENT_STATES = (_R.SENT, _R.DELIVERED, _R.CONVERTED, _R.FAILED)
 DELIVERED_STATES = (_R.DELIVERED, _R.CONVERTED)
 OVERALL = ""
+TIER = "tier:"  # report keys of the authority levels: "tier:province", "tier:commune"
+PAYMENT_TARGETS = {"province": 0.50, "commune": 0.30}
 
 
 @dataclass
@@ -59,10 +66,16 @@ class Indicators:
     dossiers: dict[str, int] = field(default_factory=dict)
     user_messages: int = 0
     fallbacks: int = 0
+    fees_owed: int = 0
+    fees_paid: int = 0
 
     @property
     def satisfaction_rate(self) -> float | None:
         return self.satisfied / self.ratings if self.ratings else None
+
+    @property
+    def online_payment_rate(self) -> float | None:
+        return self.fees_paid / self.fees_owed if self.fees_owed else None
 
     @property
     def fallback_rate(self) -> float | None:
@@ -95,6 +108,22 @@ class Report(defaultdict[str, Indicators]):
         return [self[OVERALL], self[service]] if service else [self[OVERALL]]
 
 
+@dataclass(frozen=True)
+class Dashboard:
+    """A report as the dashboard lays it out: the whole province, each service, and each
+    authority level beside its online-payment target."""
+
+    overall: Indicators
+    per_service: list[tuple[str, Indicators]]
+    payment_tiers: list[tuple[str, Indicators, float]]
+
+    @classmethod
+    def of(cls, report: Report) -> Dashboard:
+        services = sorted((k, v) for k, v in report.items() if k != OVERALL and TIER not in k)
+        tiers = [(t, report[TIER + t], goal) for t, goal in PAYMENT_TARGETS.items()]
+        return cls(report[OVERALL], services, tiers)
+
+
 def _counted(
     session: Session, service: Any, value: Any, when: Any, start: dt.datetime, end: dt.datetime
 ) -> list[Any]:
@@ -123,6 +152,30 @@ def _dossiers(session: Session, report: Report, start: dt.datetime, end: dt.date
     for service, status, count in rows:
         for ind in report.both(service):
             ind.dossiers[status] = ind.dossiers.get(status, 0) + count
+
+
+def _payments(
+    session: Session,
+    report: Report,
+    start: dt.datetime,
+    end: dt.datetime,
+    tiers: Mapping[str, str],
+) -> None:
+    rows = session.execute(
+        select(Dossier.service_code, Payment.status, func.count())
+        .join(Payment, Payment.dossier_id == Dossier.id)
+        .where(
+            Dossier.submitted_at >= start,
+            Dossier.submitted_at < end,
+            Payment.status != PaymentStatus.VOID,
+        )
+        .group_by(Dossier.service_code, Payment.status)
+    ).all()
+    for service, status, count in rows:
+        tier = tiers.get(service)
+        for ind in [*report.both(service), *([report[TIER + tier]] if tier else [])]:
+            ind.fees_owed += count
+            ind.fees_paid += count if status == PaymentStatus.PAID else 0
 
 
 def _filings(
@@ -234,11 +287,19 @@ def _fallbacks(session: Session, report: Report, start: dt.datetime, end: dt.dat
 
 
 def build_report(
-    session: Session, start: dt.datetime, end: dt.datetime, tracker: Engine | None = None
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    tracker: Engine | None = None,
+    tiers: Mapping[str, str] | None = None,
 ) -> Report:
-    """Indicators for [start, end) (naive UTC), keyed by service code; OVERALL is ''."""
+    """Indicators for [start, end) (naive UTC), keyed by service code; OVERALL is '', and
+    TIER + level for each authority level in `tiers` (service code → "province"/"commune")."""
     report = Report()
     report[OVERALL]  # always present
+    for tier in PAYMENT_TARGETS:
+        report[TIER + tier]
+    _payments(session, report, start, end, tiers or {})
     _ratings(session, report, start, end)
     _dossiers(session, report, start, end)
     _reminders(session, report, start, end)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import json
 import threading
 import time
 from pathlib import Path
@@ -24,26 +22,12 @@ from connectors.senders import open_deliverer
 from scheduler.dispatch import DispatchConfig, dispatch
 from scheduler.scan import scan
 from tests import factories
-from tests.fakes import FakeZalo
+from tests.fakes import FakeZalo, zalo_text_event
 from tests.model.server import TOKEN, Servers, copy_db
 
 pytestmark = [pytest.mark.model, pytest.mark.filterwarnings("ignore")]
 APP_ID, APP_SECRET, OA_SECRET, USER = "2553928453557884079", "app-secret", "oa-secret", "61424948"
 ALWAYS = DispatchConfig(start=dt.time(0, 0), end=dt.time(23, 59, 59))
-
-
-def zalo_text(text: str, msg_id: str) -> tuple[bytes, dict[str, str]]:
-    body = {
-        "app_id": APP_ID,
-        "event_name": "user_send_text",
-        "sender": {"id": USER},
-        "recipient": {"id": "3662729599332560487"},
-        "message": {"msg_id": msg_id, "text": text},
-        "timestamp": str(int(time.time() * 1000)),
-    }
-    raw = json.dumps(body, ensure_ascii=False).encode()
-    mac = hashlib.sha256(APP_ID.encode() + raw + body["timestamp"].encode() + OA_SECRET.encode())
-    return raw, {"X-ZEvent-Signature": "mac=" + mac.hexdigest(), "Content-Type": "application/json"}
 
 
 class OwnLoop:
@@ -116,12 +100,12 @@ async def test_reminder_to_dossier_through_zalo(tmp_path: Path, sqlite_template:
         webhook = f"http://127.0.0.1:{servers.rasa_port}/webhooks/zalo/webhook"
         async with httpx.AsyncClient(timeout=10) as client:
             start = len(fake.sent)
-            raw, headers = zalo_text("đồng ý", "m-1")
+            raw, headers = zalo_text_event(APP_ID, OA_SECRET, USER, "đồng ý", "m-1")
             assert (await client.post(webhook, content=raw, headers=headers)).status_code == 200
             summary = await said_to_user(fake, start, "đồng ý nộp")
             assert "Phan Bội Châu" in summary
             start = len(fake.sent)
-            raw, headers = zalo_text("đồng ý nộp", "m-2")
+            raw, headers = zalo_text_event(APP_ID, OA_SECRET, USER, "đồng ý nộp", "m-2")
             assert (await client.post(webhook, content=raw, headers=headers)).status_code == 200
             done = await said_to_user(fake, start, "Mã hồ sơ")
         with unit_of_work(engine) as s:

@@ -464,6 +464,10 @@ def test_nginx_exposes_only_the_channel_webhooks_and_balances_both_servers(
     assert public.get("/conversations/x/tracker", params={"token": TOKEN}).status_code == 404
     assert public.get("/status", params={"token": TOKEN}).status_code == 404
     assert public.get("/").status_code == 404
+    # Of the officer console only the signed payment callback, and only as a POST.
+    assert public.get("/dossiers").status_code == 404
+    assert public.get("/api/payments/callback").status_code == 403
+    assert public.post("/api/payments/callback", content=b"x" * (17 * 1024)).status_code == 413
     # The channels' webhooks reach Rasa (no channel is configured here: it answers 503 itself);
     # bodies over the channels' 64 KiB cap are refused by nginx.
     sms = public.get("/webhooks/sms/webhook", params={"sender": "0905123456", "content": "a"})
