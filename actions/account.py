@@ -6,14 +6,30 @@ import re
 
 from rasa_sdk.events import SlotSet
 
-from actions.base import AWAITING_REMINDER, CitizenAction, entity
+from actions.base import (
+    AWAITING_REMINDER,
+    NEED_LINK_TEXT,
+    CitizenAction,
+    entity,
+    link_buttons,
+    sender_of,
+)
+from actions.dossiers import child_payload
 from actions.identity import unlinked_on_request
-from bot.core.clock import today
+from bot.core.clock import today, utcnow
 from bot.core.lifecycles import DOSSIER_CANCELLABLE, DossierStatus
+from bot.dossiers.lookup import LOOKUP_HINT, LookupLimits, last_four_in, lookup_by_code
 from bot.dossiers.messages import RATING_QUESTION, dossier_line, rating_buttons, timeline_text
 from bot.dossiers.notices import status_text
 from bot.dossiers.submission import cancel, dossiers_of, own_dossier
-from bot.reminders.due import due_sentence, dues_of_citizen, service_due
+from bot.identity.family import ACT_FOR_SERVICES
+from bot.reminders.due import (
+    due_sentence,
+    dues_of_citizen,
+    dues_of_family,
+    family_due_text,
+    service_due,
+)
 from bot.reminders.preferences import postpone, postpone_until, stop
 from bot.service.satisfaction import survey_after
 from bot.vietnamese.vn import fold, format_date
@@ -29,10 +45,28 @@ def _service_name(catalogue, code: str) -> str:
 
 
 class ActionCheckStatus(CitizenAction):
+    """A linked citizen's own dossiers; an unlinked sender may look one dossier up by its code
+    and the last four digits of the applicant's phone or ID number (`bot.dossiers.lookup`)."""
+
+    requires_identity = False
+
     action_name = "action_check_status"
 
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         code = entity(tracker, "dossier_code")
+        if citizen is None:
+            channel, sender_id = sender_of(tracker)
+            if not code:
+                dispatcher.utter_message(
+                    text=f"{NEED_LINK_TEXT} {LOOKUP_HINT}", buttons=link_buttons(channel)
+                )
+                return []
+            digits = last_four_in(tracker.latest_message.get("text") or "")
+            answer = lookup_by_code(
+                session, code, digits, sender_id, utcnow(), LookupLimits.from_env(), catalogue
+            )
+            dispatcher.utter_message(text=answer.text)
+            return []
         if code:
             dossier = own_dossier(session, citizen.id, code)
             if dossier is None:
@@ -102,31 +136,34 @@ class ActionListDue(CitizenAction):
         if named in catalogue.codes:
             return self._one_service(dispatcher, session, citizen, catalogue, named)
         items = dues_of_citizen(session, catalogue, citizen, today())
-        if not items:
-            dispatcher.utter_message(
-                text="Trong 12 tháng tới Ông/Bà không có giấy tờ nào đến hạn cần làm thủ tục."
-            )
-            return []
-        lines = [
-            f"• {i.service.name}: hạn {format_date(i.due.deadline)}"
-            + (
-                f", nộp trước {format_date(i.due.filing_deadline)}"
-                if i.due.filing_deadline != i.due.deadline
-                else ""
-            )
+        family = dues_of_family(session, catalogue, citizen, today())
+        # The soonest deadlines get the (at most 5) buttons: own items, and the children's
+        # that a parent files for them, each child named by an opaque id (`child_payload`).
+        offers = [
+            (i.due.deadline, f"Làm hồ sơ {i.service.short_name}", i.service.code, None)
             for i in items
+            if i.service.level in (2, 3)
+        ] + [
+            (
+                i.due.deadline,
+                f"Làm hồ sơ {i.service.short_name} cho con {entry.child.full_name.split()[-1]}",
+                i.service.code,
+                entry.child.id,
+            )
+            for entry in family
+            for i in entry.items
+            if i.service.code in ACT_FOR_SERVICES
         ]
         buttons = [
             {
-                "title": f"Làm hồ sơ {i.service.short_name}",
-                "payload": f'/request_service{{"service":"{i.service.code}"}}',
+                "title": title,
+                "payload": f'/request_service{{"service":"{code}"}}'
+                if child_id is None
+                else child_payload(code, child_id),
             }
-            for i in items
-            if i.service.level in (2, 3)
+            for _, title, code, child_id in sorted(offers, key=lambda offer: offer[0])[:5]
         ]
-        dispatcher.utter_message(
-            text="Các việc sắp đến hạn của Ông/Bà:\n" + "\n".join(lines), buttons=buttons[:5]
-        )
+        dispatcher.utter_message(text=family_due_text(items, family), buttons=buttons)
         return []
 
     def _one_service(self, dispatcher, session, citizen, catalogue, code):

@@ -38,15 +38,17 @@ log = logging.getLogger(__name__)
 
 
 class ActionInform(Named, Action):
-    """A value on its own: an ID number or code → linking; a dossier code → status."""
+    """A value on its own: a dossier code (alone, or with the last four digits or a whole
+    number typed next to it) → status, by code for an unlinked sender; an ID number or a
+    one-time code → linking."""
 
     action_name = "action_inform"
 
     def run(self, dispatcher, tracker, domain):
+        if entity(tracker, "dossier_code") and not entity(tracker, "otp"):
+            return ActionCheckStatus().run(dispatcher, tracker, domain)
         if entity(tracker, "cccd") or entity(tracker, "otp"):
             return ActionLinkAccount().run(dispatcher, tracker, domain)
-        if entity(tracker, "dossier_code"):
-            return ActionCheckStatus().run(dispatcher, tracker, domain)
         return ActionAnswerProcedure().run(dispatcher, tracker, domain)
 
 

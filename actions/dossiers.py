@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
@@ -40,6 +41,8 @@ from bot.dossiers.messages import (
 )
 from bot.dossiers.submission import own_dossier, submit_draft
 from bot.dossiers.workdays import appointment_slots
+from bot.identity.family import ACT_FOR_SERVICES, child_of, may_act_for
+from bot.identity.linking import bound_citizen
 from bot.reminders.due import due_sentence, service_due
 from bot.service.replies import Reply, read_reply
 from bot.service.satisfaction import survey_after
@@ -51,6 +54,36 @@ GATEWAY_DOWN = (
     "Hệ thống tiếp nhận hồ sơ của tỉnh đang bận nên chưa nộp được. Thông tin Ông/Bà đã xác "
     "nhận vẫn được giữ; Ông/Bà trả lời “đồng ý nộp” sau ít phút để thử lại."
 )
+NOT_ONE_OF_YOUR_CHILDREN = (
+    "Hệ thống không tìm thấy người con này trong dữ liệu dân cư gắn với Ông/Bà (chỉ con dưới 18 "
+    "tuổi có tên cha, mẹ hoặc người giám hộ là Ông/Bà), nên không chuẩn bị được hồ sơ thay."
+)
+
+# A button's choice of a child: the child's row id, resolved only against the linked parent's
+# own minor children (`bot.identity.family.child_of`), never an ID number.
+CHILD = "child"
+
+
+def child_payload(service_code: str, child_id: int) -> str:
+    """The button that prepares `service_code` for one of the parent's children."""
+    entities = {"service": service_code, CHILD: str(child_id)}
+    return "/request_service" + json.dumps(entities, separators=(",", ":"))
+
+
+def chosen_child(tracker: Tracker) -> int | None:
+    """The child a button chose, if any. Rasa drops payload entities its model's domain does
+    not declare, so the payload's own JSON is read too (the text of a button message is its
+    payload); either way the value is only a key to look up among the sender's children."""
+    value = entity(tracker, CHILD)
+    text = tracker.latest_message.get("text") or ""
+    if value is None and text.startswith("/") and "{" in text:
+        try:
+            entities = json.loads(text[text.index("{") :])
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
+            entities = None
+        if isinstance(entities, dict):
+            value = str(entities.get(CHILD) or "") or None
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 def prepare(
@@ -61,8 +94,11 @@ def prepare(
     service_code: str,
     channel: str,
     sender_id: str,
+    child: Citizen | None = None,
 ) -> list[dict[str, Any]]:
-    """Start a pre-filled draft and hand over to the form; level 1 and 4 only explain."""
+    """Start a pre-filled draft and hand over to the form; level 1 and 4 only explain.
+    With `child` (resolved by `child_of`), the draft is the child's, filled from the child's
+    data, and the parent consents for the child."""
     service = catalogue.service(service_code)
     if service.level == 1:
         dispatcher.utter_message(text=answer(service, "overview"))
@@ -73,9 +109,14 @@ def prepare(
             "ngay khi hồ sơ liên quan được giải quyết; Ông/Bà không cần nộp hồ sơ riêng."
         )
         return [SlotSet("service", service_code)]
-    draft = start_draft(session, catalogue, citizen, service_code, channel, sender_id)
+    draft = start_draft(session, catalogue, child or citizen, service_code, channel, sender_id)
     missing = missing_fields(service, draft)
     intro = "Hệ thống đã điền sẵn hồ sơ từ dữ liệu của Ông/Bà."
+    if child is not None:
+        intro = (
+            f"Hệ thống đã điền sẵn hồ sơ của con {child.full_name} từ dữ liệu dân cư; Ông/Bà "
+            "nộp thay cho con."
+        )
     if missing:
         intro += f" Còn {len(missing)} thông tin cần Ông/Bà bổ sung."
     dispatcher.utter_message(text=intro)
@@ -111,12 +152,36 @@ class ActionRequestService(CitizenAction):
                 "danh tính: nhập số định danh cá nhân (12 số trên thẻ căn cước)."
             )
             return [SlotSet("service", code)]
+        child_id = chosen_child(tracker)
+        if child_id is not None:
+            return self._for_child(dispatcher, tracker, session, citizen, catalogue, code, child_id)
         held = service_due(session, catalogue, citizen, code, today())
         if held is not None:
             # "Bằng lái sắp hết hạn, cần đổi": the deadline first, then the prepared draft.
             dispatcher.utter_message(text=due_sentence(held, today()))
         channel, sender_id = sender_of(tracker)
         return prepare(dispatcher, session, citizen, catalogue, code, channel, sender_id)
+
+    def _for_child(self, dispatcher, tracker, session, citizen, catalogue, code, child_id):
+        """A button of list_due for one of the parent's children (never an ID number)."""
+        child = child_of(session, citizen, child_id, today())
+        if child is None:
+            dispatcher.utter_message(text=NOT_ONE_OF_YOUR_CHILDREN)
+            return []
+        service = catalogue.service(code)
+        if code not in ACT_FOR_SERVICES:
+            dispatcher.utter_message(
+                text=f"Thủ tục {service.short_name} chưa nộp thay cho con qua trợ lý được; "
+                f"Ông/Bà vui lòng liên hệ {service.agency}."
+            )
+            return [SlotSet("service", code)]
+        held = service_due(session, catalogue, child, code, today())
+        if held is not None:
+            dispatcher.utter_message(
+                text=due_sentence(held, today(), whose=f"con {child.full_name}")
+            )
+        channel, sender_id = sender_of(tracker)
+        return prepare(dispatcher, session, citizen, catalogue, code, channel, sender_id, child)
 
 
 def _draft_for(session: Session, tracker: Tracker) -> DossierDraft | None:
@@ -230,7 +295,11 @@ class ActionAskConfirmation(CitizenAction):
             return []
         service = catalogue.service(draft.service_code)
         dispatcher.utter_message(text=summary(service, draft))
-        dispatcher.utter_message(text=consent_question(service), buttons=consent_buttons())
+        question = consent_question(service)
+        if draft.citizen_id != citizen.id:
+            child = session.get(Citizen, draft.citizen_id)
+            question = f"Ông/Bà nộp hồ sơ này thay cho con {child.full_name}. {question}"
+        dispatcher.utter_message(text=question, buttons=consent_buttons())
         return []
 
 
@@ -240,8 +309,11 @@ def submit_and_report(
     catalogue: Catalogue,
     draft: DossierDraft,
 ) -> list[dict[str, Any]]:
-    """Submit the draft (once), tell the citizen the code, then appointment or rating."""
+    """Submit the draft (once), tell the citizen the code, then appointment or rating.
+    The consent is given by whoever this conversation is linked to: a parent, for a child's
+    draft (`submit_draft(filed_by=…)`)."""
     service = catalogue.service(draft.service_code)
+    filer = bound_citizen(session, draft.channel, draft.channel_user_id)
     try:
         with session.begin_nested():
             result = submit_draft(
@@ -251,6 +323,7 @@ def submit_and_report(
                 gateway_from_env(),
                 shown=summary(service, draft),
                 platform=payment_platform_from_env(),
+                filed_by=filer.id if filer is not None else None,
             )
     except GatewayError:
         dispatcher.utter_message(text=GATEWAY_DOWN)
@@ -279,7 +352,7 @@ class ActionFinishDossier(CitizenAction):
     def handle(self, dispatcher, tracker, session, citizen, catalogue):
         draft = _draft_for(session, tracker)
         choice = tracker.get_slot("confirmation")
-        if draft is None or draft.citizen_id != citizen.id:
+        if draft is None or not may_act_for(session, citizen, draft.citizen_id, today()):
             dispatcher.utter_message(text="Không còn hồ sơ nháp nào đang chờ xác nhận.")
             return FORM_RESET
         service = catalogue.service(draft.service_code)

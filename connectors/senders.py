@@ -12,6 +12,7 @@ Rasa itself unreachable, or answering that its action server or tracker store is
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -22,8 +23,10 @@ from urllib.parse import quote
 import httpx
 from sqlalchemy.engine import Engine
 
+from bot.core.clock import local_to_stored, to_local, utcnow
 from bot.core.config import rasa_auth_token
-from bot.core.db import get_engine
+from bot.core.db import get_engine, unit_of_work
+from bot.delivery import outbox
 from bot.delivery.channel_state import native_id
 from bot.delivery.deliverer import (
     ChannelSender,
@@ -36,6 +39,7 @@ from bot.delivery.deliverer import (
 from bot.delivery.mailer import Mailer
 from bot.delivery.sending import SendError, http_kind
 from bot.delivery.sms import SmsGateway, to_sms_text
+from bot.delivery.templates import TemplateRules
 from connectors.common import SERVICE_UNAVAILABLE
 from connectors.sms_providers import default_gateway
 from connectors.smtp import default_mailer
@@ -109,10 +113,19 @@ class ConversationSender:
 
 
 class ZnsSender:
-    """A ZNS template message by phone; no template for this kind → try the next channel."""
+    """A Zalo template message (ZBS; ZNS before 2026), to a follower by user id or else by
+    phone. No template for this kind, a rule of `bot.delivery.templates` (tag hours, 400
+    characters, the daily quota) or Zalo's out-of-quota answer → the next channel (SMS)."""
 
-    def __init__(self, api: ZaloApi, templates: Mapping[str, ZnsTemplate]) -> None:
-        self.api, self.templates = api, templates
+    def __init__(
+        self,
+        api: ZaloApi,
+        templates: Mapping[str, ZnsTemplate],
+        engine: Engine,
+        rules: TemplateRules | None = None,
+    ) -> None:
+        self.api, self.templates, self.engine = api, templates, engine
+        self.rules = rules or TemplateRules()
 
     async def send(self, route: Route, notice: Notice, key: str) -> str | None:
         template = self.templates.get(notice.template_key)
@@ -122,7 +135,20 @@ class ZnsSender:
             data = template.data_for(notice.template_values)
         except KeyError as exc:
             raise SendError("zns", "fallback", f"ZNS value {exc} missing") from exc
+        local_now = to_local(utcnow())
+        midnight = local_to_stored(local_now.date())
+        sent_today = await asyncio.to_thread(self._sent_since, midnight)
+        reason = self.rules.refusal(template.tag, template.fixed_chars, data, local_now, sent_today)
+        if reason is not None:
+            raise SendError("zns", "fallback", reason)
+        if route.recipient.startswith("zalo:"):  # an OA follower: by user id, the cheaper way
+            user = native_id(route.recipient)
+            return await self.api.send_template_to_user(user, template.template_id, data, key)
         return await self.api.send_zns(route.recipient, template.template_id, data, key)
+
+    def _sent_since(self, since: dt.datetime) -> int:
+        with unit_of_work(self.engine) as session:
+            return outbox.sent_since(session, "zns", since)
 
 
 class EmailSender:
@@ -193,7 +219,7 @@ def build_senders(
         senders["zalo"] = ConversationSender("zalo", rasa, zalo_direct(zalo_api))
         closers.append(zalo_api.close)
         if zalo.zns_templates:
-            senders["zns"] = ZnsSender(zalo_api, zalo.zns_templates)
+            senders["zns"] = ZnsSender(zalo_api, zalo.zns_templates, engine, zalo.template_rules)
             kinds = frozenset(zalo.zns_templates)
 
     async def close() -> None:

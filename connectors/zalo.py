@@ -24,8 +24,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.engine import Engine
 
+from bot.core.db import unit_of_work
 from bot.delivery import channel_state as state
 from bot.delivery.sending import with_retries
+from bot.identity.linking import bound_citizen
+from bot.service.satisfaction import rating_from_template
 from bot.vietnamese.text import clean_text
 from connectors import common
 from connectors.channel import ApiChannelInput, ChannelOutput
@@ -36,6 +39,9 @@ logger = logging.getLogger(__name__)
 NAME = "zalo"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 BUTTON_PREFIX = "#b:"
+# The event of a rating given on the OA's 1–5 star template: `message` carries `msg_id`,
+# `rate`, `note` and the `tracking_id` we sent the template with (docs/security.md).
+FEEDBACK_EVENT = "user_feedback"
 MAX_BUTTONS = 5
 TIMESTAMP = re.compile(r"[0-9]{1,16}")  # milliseconds since 1970, as Zalo writes it
 IDENT = re.compile(r"[0-9A-Za-z_.:-]{1,128}")  # user ids and msg_ids
@@ -155,6 +161,34 @@ class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):
             )
         )
 
+    async def feedback(self, event: dict[str, Any]) -> str:
+        """A rating given on the OA's 1–5 star template (an authenticated event): recorded for
+        the citizen bound to the sending Zalo user, for the dossier the template's tracking id
+        names, and only if that dossier is theirs (`rating_from_template`)."""
+        sender, message = event.get("sender"), event.get("message")
+        if not isinstance(sender, dict) or not isinstance(message, dict):
+            return "ignored"
+        user, msg_id = _ident(sender.get("id"), 64), _ident(message.get("msg_id"), 128)
+        tracking = message.get("tracking_id")
+        if user is None or msg_id is None or not isinstance(tracking, str):
+            return "ignored"
+        if not await asyncio.to_thread(state.first_time, self.engine, NAME, f"rate:{msg_id}"):
+            return "duplicate"
+
+        def record() -> bool:
+            with unit_of_work(self.engine) as session:
+                citizen = bound_citizen(session, NAME, state.sender_id(NAME, user))
+                row = rating_from_template(
+                    session,
+                    citizen.id if citizen else None,
+                    tracking[:80],
+                    message.get("rate"),
+                    message.get("note"),
+                )
+                return row is not None
+
+        return "recorded" if await asyncio.to_thread(record) else "ignored"
+
     def _authenticate(self, request: Request, event: dict[str, Any]) -> HTTPResponse | None:
         assert self.config is not None
         header = request.headers.get(SIGNATURE_HEADER)
@@ -189,6 +223,8 @@ class ZaloInput(ApiChannelInput[ZaloConfig, ZaloApi]):
             name = event.get("event_name")
             if not isinstance(name, str):
                 return common.reject(NAME, 400, "event_name is not a string")
+            if name == FEEDBACK_EVENT:
+                return response.json({"status": await self.feedback(event)})
             if not name.startswith("user_send_"):
                 logger.debug("zalo event %s ignored", clean_text(name[:40]))
                 return response.json({"status": "ignored"})

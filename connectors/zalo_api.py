@@ -30,6 +30,7 @@ from bot.core.clock import utcnow
 from bot.core.db import unit_of_work
 from bot.core.models import ZaloToken
 from bot.delivery.sending import SendError
+from bot.delivery.templates import TemplateRules, TemplateTag, parse_tag
 from connectors import common
 from connectors.provider_http import check_status, provider_errors
 
@@ -46,10 +47,13 @@ MAX_TEXT = 2000
 
 @dataclass(frozen=True)
 class ZnsTemplate:
-    """An approved ZNS template: its id and where each parameter's value comes from."""
+    """An approved template (ZBS Template Message; ZNS before 2026): its id, where each
+    parameter's value comes from, its tag and the length of its fixed text."""
 
     template_id: str
     params: dict[str, str]
+    tag: TemplateTag = TemplateTag.TRANSACTION
+    fixed_chars: int = 0
 
     def data_for(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Template data from the notice's values; KeyError when one is missing."""
@@ -57,12 +61,18 @@ class ZnsTemplate:
 
 
 def load_zns_templates(path: str | None) -> dict[str, ZnsTemplate]:
-    """`kind: {template_id: ..., params: {template_param: notice_value_name}}` from YAML."""
+    """`kind: {template_id, params: {template_param: notice_value_name}, tag: 1|2,
+    fixed_chars: N}` from YAML; a promotional (tag 3) template stops the start."""
     if not path:
         return {}
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     return {
-        kind: ZnsTemplate(str(spec["template_id"]), dict(spec.get("params") or {}))
+        kind: ZnsTemplate(
+            str(spec["template_id"]),
+            dict(spec.get("params") or {}),
+            parse_tag(spec.get("tag", 1)),
+            int(spec.get("fixed_chars", 0)),
+        )
         for kind, spec in raw.items()
     }
 
@@ -77,6 +87,8 @@ class ZaloConfig:
     zns_url: str = "https://business.openapi.zalo.me"
     zns_mode: str | None = None
     zns_templates: dict[str, ZnsTemplate] = field(default_factory=dict)
+    template_uid_url: str = ""  # "" = {zns_url}/message/template (ZALO_TEMPLATE_UID_URL)
+    template_rules: TemplateRules = field(default_factory=TemplateRules)
     refresh_token: str | None = None
     max_event_age: float = 300.0
     timeout: float = 10.0
@@ -98,10 +110,21 @@ class ZaloConfig:
             zns_url=env.get("ZALO_ZNS_URL", cls.zns_url).rstrip("/"),
             zns_mode=env.get("ZALO_ZNS_MODE") or None,
             zns_templates=load_zns_templates(env.get("ZALO_ZNS_TEMPLATES")),
+            template_uid_url=env.get("ZALO_TEMPLATE_UID_URL", cls.template_uid_url),
+            template_rules=template_rules_from_env(env),
             refresh_token=env.get("ZALO_REFRESH_TOKEN") or None,
             max_event_age=common.positive_seconds(env, "ZALO_MAX_EVENT_AGE", cls.max_event_age),
             timeout=float(env.get("ZALO_TIMEOUT", cls.timeout)),
         )
+
+
+def template_rules_from_env(env: Mapping[str, str]) -> TemplateRules:
+    """ZALO_TEMPLATE_DAILY_QUOTA (the OA's daily template quota; unset: Zalo's answer decides)
+    and ZALO_CARE_HOURS ("07:00-22:00", when customer-care templates may go)."""
+    quota = env.get("ZALO_TEMPLATE_DAILY_QUOTA")
+    start, _, end = env.get("ZALO_CARE_HOURS", "07:00-22:00").partition("-")
+    hours = (dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip()))
+    return TemplateRules(int(quota) if quota else None, hours)
 
 
 def event_mac(app_id: str, oa_secret: str, body: bytes, timestamp: str) -> str:
@@ -333,6 +356,20 @@ class ZaloApi:
         payload = {"template_type": "media", "elements": [element]}
         message = {"attachment": {"type": "template", "payload": payload}}
         return await self._send_cs(user_id, message, reply_to)
+
+    async def send_template_to_user(
+        self, user_id: str, template_id: str, data: dict[str, str], tracking_id: str
+    ) -> str:
+        """A template message to an OA follower by Zalo user id (cheaper than by phone)."""
+        body: dict[str, Any] = {
+            "user_id": user_id,
+            "template_id": template_id,
+            "template_data": data,
+            "tracking_id": tracking_id[:48],
+        }
+        url = self.config.template_uid_url or f"{self.config.zns_url}/message/template"
+        answer = await self.post("zns", url, body)
+        return str((answer.get("data") or {}).get("msg_id", ""))
 
     async def send_zns(
         self, phone: str, template_id: str, data: dict[str, str], tracking_id: str

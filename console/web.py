@@ -275,13 +275,20 @@ def new_login_nonce() -> str:
 
 
 def create_app(deps_: Deps, background: bool = False) -> web.Application:
-    from console import views_conversations, views_payments, views_reports, views_work
+    from console import (
+        views_conversations,
+        views_data_access,
+        views_payments,
+        views_reports,
+        views_work,
+    )
 
     app = web.Application(middlewares=[security_headers, sessions], client_max_size=256 * 1024)
     app[DEPS] = deps_
     app[TEMPLATES] = templates()
     app.router.add_static("/static/", HERE / "static", append_version=False)
-    for module in (views_conversations, views_work, views_reports, views_payments):
+    views = (views_conversations, views_work, views_reports, views_payments, views_data_access)
+    for module in views:
         app.router.add_routes(module.routes)
     if background:
         from console.jobs import start_jobs

@@ -33,12 +33,17 @@ from bot.core.lifecycles import REMINDER, ReminderState
 from bot.core.models import Business, Citizen, Reminder
 from bot.delivery import outbox
 from bot.delivery.deliverer import DeliveryResult, Notice, stale_after
+from bot.identity.family import reminder_recipient
+from bot.reminders.due import child_reminder_text
 from bot.reminders.preferences import is_silenced
 from bot.reminders.texts import render_reminder
 
 log = logging.getLogger(__name__)
 
+
 Deliver = Callable[[int, Notice, str], Awaitable[DeliveryResult]]
+
+
 MAX_ATTEMPTS = 5
 _R = ReminderState
 # What counts toward a citizen's daily cap: sent today, or being sent now.
@@ -97,9 +102,13 @@ def next_window_start(now_local: dt.datetime, config: DispatchConfig) -> dt.date
     return local_to_stored(day, config.start)
 
 
-def recipient_of(session, reminder: Reminder) -> Citizen | None:
+def recipient_of(session, reminder: Reminder, today: dt.date) -> Citizen | None:
+    """The subject; a minor's reminders go to a parent the population data names for them
+    (`bot.identity.family.reminder_recipient`), a business's to its representative."""
     if reminder.subject_type == "citizen":
-        return session.get(Citizen, reminder.subject_id)
+        subject = session.get(Citizen, reminder.subject_id)
+        parent = reminder_recipient(session, subject, today) if subject is not None else None
+        return parent or subject
     business = session.get(Business, reminder.subject_id)
     return (
         session.get(Citizen, business.representative_id)
@@ -108,9 +117,21 @@ def recipient_of(session, reminder: Reminder) -> Citizen | None:
     )
 
 
-def notice_for(session, catalogue: Catalogue, reminder: Reminder, today: dt.date) -> Notice:
-    """The reminder as a conversation turn (EXTERNAL_reminder), with text for e-mail and ZNS."""
+def notice_for(
+    session, catalogue: Catalogue, reminder: Reminder, today: dt.date, recipient: Citizen
+) -> Notice:
+    """The reminder as a conversation turn (EXTERNAL_reminder), with text for e-mail and ZNS.
+    A child's reminder told to a parent is a text naming the child: the reminder turn answers
+    its subject's own reminders only, and the parent acts from "what is due" (list_due)."""
     service = catalogue.service(reminder.service_code)
+    if reminder.subject_type == "citizen" and recipient.id != reminder.subject_id:
+        child = session.get(Citizen, reminder.subject_id)
+        return Notice(
+            text=child_reminder_text(session, catalogue, reminder, recipient, child, today),
+            kind="family_reminder",
+            values={"reminder_id": reminder.id, "service": service.short_name},
+            subject=f"Nhắc hạn cho con: {service.name}",
+        )
     text = render_reminder(session, catalogue, reminder, today)
     return Notice(
         text=text,
@@ -189,7 +210,7 @@ async def dispatch(
             reminder = session.get(Reminder, reminder_id)
             if reminder.state != _R.PENDING:
                 continue  # another dispatcher took it
-            citizen = recipient_of(session, reminder)
+            citizen = recipient_of(session, reminder, now_local.date())
             if citizen is None:
                 REMINDER.move(reminder, _R.FAILED)
                 reminder.last_error = "no recipient"
@@ -203,7 +224,7 @@ async def dispatch(
                 reminder.send_after = next_window_start(now_local, config)
                 report.deferred += 1
                 continue
-            notice = notice_for(session, catalogue, reminder, now_local.date())
+            notice = notice_for(session, catalogue, reminder, now_local.date(), citizen)
             REMINDER.move(reminder, _R.ATTEMPTING)
             reminder.attempts += 1
             reminder.updated_at = now

@@ -11,12 +11,16 @@ from sqlalchemy.engine import Engine
 
 from bot.core.clock import utcnow
 from bot.core.db import unit_of_work
+from bot.core.lifecycles import DossierStatus
 from bot.core.models import Dossier, DossierStatusChange
 from bot.delivery.deliverer import Notice
+from bot.dossiers.messages import RATING_QUESTION
 from bot.dossiers.notices import status_text
+from bot.dossiers.ownership import addressee
 from bot.dossiers.submission import STATUS_LABELS
 from bot.payments.notices import PaymentMessage, receipts_to_send, reminders_to_send
 from bot.payments.settings import PaymentSettings
+from bot.service.satisfaction import survey_after, survey_key
 from scheduler.dispatch import Deliver, DispatchConfig, local
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ async def send_status_notices(
                 DossierStatusChange.status,
                 DossierStatusChange.note,
                 Dossier.code,
-                Dossier.citizen_id,
+                addressee(),
             )
             .join(Dossier, Dossier.id == DossierStatusChange.dossier_id)
             .where(
@@ -59,7 +63,25 @@ async def send_status_notices(
         sent += result.status == "sent"
         if result.status == "deferred":
             break  # our own service is down; the next round asks again (idempotent per change)
+        if result.channel == "zns" and status == DossierStatus.COMPLETED:
+            await _survey_by_template(deliver, citizen_id, code)
     return sent
+
+
+async def _survey_by_template(deliver: Deliver, citizen_id: int, code: str) -> None:
+    """A completion told by a Zalo template reached no conversation, so no one asked the
+    rating there: the OA's 1–5 star template asks it (connectors/zalo.py records the answer),
+    and nothing else does (a bare "5" by SMS, out of any conversation, would be misread)."""
+    if survey_after() != "completion":
+        return
+    survey = Notice(
+        text=RATING_QUESTION,
+        kind="satisfaction",
+        values={"dossier_code": code},
+        subject=f"Đánh giá hồ sơ {code}",
+        only_channels=("zns",),
+    )
+    await deliver(citizen_id, survey, survey_key(code))
 
 
 async def send_payment_notices(

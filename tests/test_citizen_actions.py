@@ -201,7 +201,7 @@ def test_gateway_down_keeps_the_draft_and_writes_no_dossier(
     link()
     monkeypatch.setenv("DOSSIER_GATEWAY_URL", "http://127.0.0.1:9/unreachable")
     monkeypatch.setenv("DOSSIER_GATEWAY_SECRET", "s")
-    monkeypatch.setattr("connectors.dossier_gateway.time.sleep", lambda _: None)
+    monkeypatch.setattr("connectors.signed_http.time.sleep", lambda _: None)
     run(
         ActionRequestService(),
         tracker("gia hạn tạm trú", "request_service", [ent("service", "tam_tru_gia_han")]),

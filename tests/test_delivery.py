@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.core.clock import utcnow
+from bot.core.clock import to_local, utcnow
 from bot.core.db import unit_of_work
 from bot.core.models import ChannelActivity, ChannelBinding, Citizen, Delivery, DeliveryAttempt
 from bot.delivery.deliverer import (
@@ -84,7 +84,15 @@ def bindings() -> Bindings:
 
 
 @pytest.fixture
-async def world(engine: Engine, tmp_path: Path, bindings: Bindings) -> AsyncIterator[World]:
+def template_env() -> dict[str, str]:
+    """Extra Zalo template settings (quota, customer-care hours; tests override)."""
+    return {}
+
+
+@pytest.fixture
+async def world(
+    engine: Engine, tmp_path: Path, bindings: Bindings, template_env: dict[str, str]
+) -> AsyncIterator[World]:
     fakes = [FakeTelegram(), FakeZalo(), FakeEsms()]
     for fake in fakes:
         await fake.start()
@@ -94,6 +102,9 @@ async def world(engine: Engine, tmp_path: Path, bindings: Bindings) -> AsyncIter
     templates.write_text(
         "EXTERNAL_reminder:\n  template_id: '7895417a'\n"
         "  params: {ho_ten: full_name, ten_thu_tuc: service_name}\n"
+        "satisfaction:\n  template_id: 'rate01'\n  tag: 2\n  params: {ma_ho_so: dossier_code}\n"
+        "long_notice:\n  template_id: 'long01'\n  fixed_chars: 390\n"
+        "  params: {ten_thu_tuc: service_name}\n"
     )
     env = {
         "TELEGRAM_BOT_TOKEN": "123:TEST",
@@ -110,6 +121,7 @@ async def world(engine: Engine, tmp_path: Path, bindings: Bindings) -> AsyncIter
         "ZALO_TIMEOUT": "0.5",
         "RASA_URL": "http://127.0.0.1:9",
         "RASA_AUTH_TOKEN": "t",
+        **template_env,
     }
     zalo_config = ZaloConfig.from_env(env)
     assert zalo_config is not None
@@ -212,10 +224,12 @@ REMINDER = Notice(
 
 
 @pytest.mark.parametrize("bindings", [({"zalo": f"zalo:{ZALO_USER}"}, dt.timedelta(days=3))])
-async def test_outside_the_window_a_zns_template_goes_by_phone(world: World) -> None:
+async def test_outside_the_window_a_template_goes_to_the_follower_by_user_id(
+    world: World,
+) -> None:
     result = await world.deliverer.deliver(world.citizen_id, REMINDER, "reminder-7")
     assert (result.status, result.channel) == ("sent", "zns")
-    assert world.zalo.zns[0]["phone"] == "84905123456"
+    assert world.zalo.zns[0]["user_id"] == ZALO_USER and "phone" not in world.zalo.zns[0]
     assert world.zalo.zns[0]["tracking_id"] == "reminder-7"
     assert world.zalo.zns[0]["template_data"]["ten_thu_tuc"] == "Đổi giấy phép lái xe"
 
@@ -286,7 +300,7 @@ def test_plan_routes_follows_the_window_the_templates_and_preferences() -> None:
 
     assert plan(REMINDER) == [
         "zalo>zalo:2",
-        f"zns>{PHONE}",
+        "zns>zalo:2",  # a follower gets templates by user id
         "telegram>telegram:9",
         f"sms>sms:{PHONE}",
     ]
@@ -294,7 +308,11 @@ def test_plan_routes_follows_the_window_the_templates_and_preferences() -> None:
     assert plan(TEXT, preferred=["sms"])[0] == f"sms>sms:{PHONE}"
     assert plan(TEXT, preferred=["email"], only=True) == ["email>an@example.vn"]
     closed = Contacts(1, None, None, {"zalo:1": NOW - dt.timedelta(hours=50)}, [])
-    assert plan_routes(closed, REMINDER, everything, {"EXTERNAL_reminder"}, NOW, window) == []
+    routes = plan_routes(closed, REMINDER, everything, {"EXTERNAL_reminder"}, NOW, window)
+    assert [(r.channel, r.recipient) for r in routes] == [("zns", "zalo:1")]
+    no_zalo = Contacts(1, PHONE, None, {}, [])
+    routes = plan_routes(no_zalo, REMINDER, everything, {"EXTERNAL_reminder"}, NOW, window)
+    assert (routes[0].channel, routes[0].recipient) == ("zns", PHONE)  # else by phone
 
 
 def test_token_bucket_spaces_sends_and_pauses_on_429() -> None:
@@ -326,3 +344,60 @@ async def test_one_message_per_second_per_telegram_chat(engine: Engine) -> None:
     await deliverer.aclose()
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert all(gap >= 0.24 for gap in gaps)
+
+
+FOLLOWER_AWAY = [({"zalo": f"zalo:{ZALO_USER}"}, dt.timedelta(days=3))]
+
+
+@pytest.mark.parametrize("bindings", FOLLOWER_AWAY)
+@pytest.mark.parametrize("template_env", [{"ZALO_TEMPLATE_DAILY_QUOTA": "1"}])
+async def test_a_spent_daily_quota_falls_back_to_sms(world: World) -> None:
+    first = await world.deliverer.deliver(world.citizen_id, REMINDER_TEXT, "quota-1")
+    second = await world.deliverer.deliver(world.citizen_id, REMINDER_TEXT, "quota-2")
+    assert [(r.status, r.channel) for r in (first, second)] == [("sent", "zns"), ("sent", "sms")]
+    assert len(world.zalo.zns) == 1  # the spent quota is not asked again
+    assert rows(world.engine, "quota-2") == [
+        ("zns", "failed", ["fallback"]),
+        ("sms", "sent", ["sent"]),
+    ]
+
+
+@pytest.mark.parametrize("bindings", FOLLOWER_AWAY)
+async def test_zalos_out_of_quota_answer_falls_back_to_sms(world: World) -> None:
+    world.zalo.fail_next("-211")
+    result = await world.deliverer.deliver(world.citizen_id, REMINDER_TEXT, "quota-3")
+    assert (result.status, result.channel) == ("sent", "sms")
+    assert rows(world.engine, "quota-3")[0] == ("zns", "failed", ["fallback"])
+
+
+def _hours_excluding_now() -> str:
+    hour = to_local(utcnow()).hour
+    return "13:00-14:00" if hour < 12 else "01:00-02:00"
+
+
+def _hours_including_now() -> str:
+    return "00:00-23:59:59"
+
+
+@pytest.mark.parametrize("bindings", FOLLOWER_AWAY)
+@pytest.mark.parametrize(
+    ("template_env", "channel"),
+    [
+        ({"ZALO_CARE_HOURS": _hours_including_now()}, "zns"),
+        ({"ZALO_CARE_HOURS": _hours_excluding_now()}, "sms"),
+    ],
+)
+async def test_customer_care_templates_keep_their_hours(world: World, channel: str) -> None:
+    survey = Notice(text="Xin chấm 1-5", kind="satisfaction", values={"dossier_code": "DLK-1"})
+    result = await world.deliverer.deliver(world.citizen_id, survey, "care-1")
+    assert (result.status, result.channel) == ("sent", channel)
+
+
+@pytest.mark.parametrize("bindings", FOLLOWER_AWAY)
+async def test_a_template_message_over_400_characters_is_not_sent(world: World) -> None:
+    long = Notice(text="Thông báo", kind="long_notice", values={"service_name": "x" * 20})
+    result = await world.deliverer.deliver(world.citizen_id, long, "long-1")
+    assert (result.status, result.channel) == ("sent", "sms") and world.zalo.zns == []
+
+
+REMINDER_TEXT = Notice(text="Nhắc hạn", kind="EXTERNAL_reminder", values=REMINDER.values)

@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, root_validator, validator
@@ -50,6 +51,31 @@ SOURCE_RE = re.compile(
 Validator = Literal["text", "name", "date", "cccd", "phone", "email", "choice", "integer"]
 VALIDATORS: tuple[Validator, ...] = get_args(Validator)
 TEMPLATE_FIELDS = ("name", "service", "document", "due_date", "deadline", "days_left", "fee")
+# The national code of a procedure in the National Database on Administrative Procedures
+# (Cơ sở dữ liệu quốc gia về thủ tục hành chính), e.g. "2.000488". A province's listing shows it
+# with the implementing agency appended ("2.000488.000.00.00.H62"); only the national part is
+# kept, since it names the same procedure in every province.
+PROCEDURE_CODE_RE = re.compile(r"[0-9]\.[0-9]{6}")
+# Official Vietnamese government sites (dichvucong.gov.vn, dichvucong.bocongan.gov.vn, ...).
+OFFICIAL_HOST_SUFFIX = ".gov.vn"
+
+
+def is_official_url(url: str) -> bool:
+    """An https:// address whose host is a .gov.vn site, with no credentials or port."""
+    if not url or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    return (
+        parts.scheme == "https"
+        and host.endswith(OFFICIAL_HOST_SUFFIX)
+        and "@" not in parts.netloc
+        and port is None
+    )
 
 
 class CatalogueError(ValueError):
@@ -197,7 +223,25 @@ class Service(Strict):
     fee: Fee
     processing_time: ProcessingTime
     legal_basis: list[str] = Field(min_items=1)
+    # Where the answers come from, shown after each procedure answer. Filled in only from an
+    # official source (named in a comment in the catalogue); None when not confirmed.
+    procedure_code: str | None = None
+    portal_url: str | None = None
     texts: Texts
+
+    @validator("procedure_code")
+    def _national_code(cls, v: str | None) -> str | None:
+        if v is not None and not PROCEDURE_CODE_RE.fullmatch(v):
+            raise ValueError(f"'{v}' is not a national procedure code such as '2.000488'")
+        return v
+
+    @validator("portal_url")
+    def _official_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not is_official_url(v):
+            raise ValueError(f"'{v}' is not an https:// address on an official .gov.vn site")
+        return v
 
     @validator("code")
     def _contract_code(cls, v: str) -> str:

@@ -1,6 +1,13 @@
-"""Answers to procedure questions (documents, fee, time), written from the catalogue."""
+"""Answers to procedure questions (documents, fee, time), written from the catalogue.
+
+Every answer ends with where it comes from (`source_line`): the national procedure code and the
+portal page when the catalogue has them, and always the legal basis. The source comes last so
+that an answer cut to one SMS segment keeps its essential part.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from bot.catalogue.model import Catalogue, Service
 
@@ -18,6 +25,11 @@ QUESTION = {
 }
 # Offered as buttons when the citizen did not name a service: the most asked-for ones.
 COMMON_SERVICES = ("cccd_doi_the", "tam_tru_gia_han", "khai_sinh", "gplx_doi", "ho_chieu_cap_lai")
+# Hosts of the National Public Service Portal; another official portal is named generically.
+NATIONAL_PORTAL_HOSTS = frozenset(
+    {"dichvucong.gov.vn", "csdl.dichvucong.gov.vn", "thutuc.dichvucong.gov.vn"}
+)
+NATIONAL_PORTAL = "Cổng Dịch vụ công quốc gia"
 
 
 def _requirements(service: Service) -> str:
@@ -33,8 +45,26 @@ def _processing_time(service: Service) -> str:
     return f"Thời gian giải quyết {service.short_name}: {service.processing_time.text}."
 
 
-def answer(service: Service, topic: str) -> str:
-    """Short enough for a phone screen; the overview gathers all three facts."""
+def _portal_name(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return NATIONAL_PORTAL if host in NATIONAL_PORTAL_HOSTS else "cổng dịch vụ công"
+
+
+def source_line(service: Service) -> str:
+    """Where the answer comes from; says only what the catalogue knows, never a made-up code."""
+    basis = "; ".join(service.legal_basis)
+    code, url = service.procedure_code, service.portal_url
+    if code and url:
+        return f"Nguồn: thủ tục {code} trên {_portal_name(url)}: {url}; căn cứ: {basis}."
+    if code:
+        return f"Nguồn: thủ tục {code} trên {NATIONAL_PORTAL}; căn cứ: {basis}."
+    if url:
+        return f"Nguồn: {_portal_name(url)}: {url}; căn cứ: {basis}."
+    return f"Căn cứ pháp lý: {basis}."
+
+
+def answer_body(service: Service, topic: str) -> str:
+    """The answer without its source line; the overview gathers all three facts."""
     if topic == "requirements":
         return _requirements(service)
     if topic == "fee":
@@ -49,6 +79,11 @@ def answer(service: Service, topic: str) -> str:
             _processing_time(service),
         ]
     )
+
+
+def answer(service: Service, topic: str) -> str:
+    """Short enough for a phone screen, ending with its source (kept last for SMS cuts)."""
+    return f"{answer_body(service, topic)}\n{source_line(service)}"
 
 
 def which_service_prompt(topic: str) -> str:

@@ -236,6 +236,10 @@ class Consent(KeyedBase):
     shown: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
     channel: Mapped[str] = Column(String(20), nullable=False)
     created_at: Mapped[dt.datetime] = _created()
+    # The minor the consenting parent acted for (the dossier's citizen); None for one's own.
+    acting_for_citizen_id: Mapped[int | None] = Column(
+        ForeignKey("citizens.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Reminder(Timestamped, KeyedBase):
@@ -655,3 +659,42 @@ _S = ConversationSummary
 Index("ix_console_conversations_channel_last", _S.channel, _S.last_at)
 Index("ix_console_conversations_handoff_last", _S.handoff, _S.last_at)
 Index("ix_console_conversations_rating_last", _S.rating, _S.last_at)
+
+
+class LookupAttempt(KeyedBase):
+    """A failed status lookup by dossier code from a sender who is not linked (wrong last four
+    digits, or an unknown code: the same thing to the sender). Only failures are kept, keyed by
+    a keyed digest of the sender id and by the code as typed, never the digits; the per-sender
+    and per-code limits of `bot.dossiers.lookup` count these rows, which expire with the longer
+    of the two windows."""
+
+    __tablename__ = "lookup_attempts"
+    sender_digest: Mapped[str] = Column(String(64), nullable=False)
+    code: Mapped[str] = Column(String(24), nullable=False)
+    created_at: Mapped[dt.datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
+    __table_args__ = (
+        Index("ix_lookup_attempts_sender", "sender_digest", "created_at"),
+        Index("ix_lookup_attempts_code", "code", "created_at"),
+    )
+
+
+class ParentChild(Timestamped, KeyedBase):
+    """A parent or guardian of a child as the population data names them (import kind
+    `parent_child`): the only source of who may see and act for a minor
+    (`bot.identity.family`), never what a sender types. `ended_on` closes a guardianship or a
+    corrected relation; rows are never deleted by an import."""
+
+    __tablename__ = "parent_child"
+    parent_id: Mapped[int] = Column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    child_id: Mapped[int] = Column(
+        ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    relation: Mapped[str] = Column(String(10), nullable=False)
+    ended_on: Mapped[dt.date | None] = Column(Date)
+    __table_args__ = (
+        UniqueConstraint("parent_id", "child_id", name="uq_parent_child_pair"),
+        CheckConstraint("parent_id <> child_id", name="not_self"),
+        CheckConstraint("relation IN ('cha', 'me', 'giam_ho')", name="relation"),
+    )

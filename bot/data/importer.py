@@ -8,7 +8,7 @@ line number and a Vietnamese reason so the department can fix its sheet.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -20,8 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from bot.catalogue.model import Catalogue
 from bot.core.clock import utcnow
 from bot.core.db import refresh_statistics
-from bot.core.models import Business, Citizen, Record
+from bot.core.models import Business, Citizen, ParentChild, Record
 from bot.data.tabular import FileFormatError, count_data_rows, open_table
+from bot.identity.family import parse_relation, relation_problem
 from bot.vietnamese.vn import (
     InvalidValue,
     normalize_phone,
@@ -114,6 +115,15 @@ BUSINESS = KindSpec(
         Column("so_dinh_danh_nguoi_dai_dien", "representative_cccd", validate_cccd),
     ),
 )
+# Who the population data names as a child's father, mother or guardian: the only source of
+# who may see and act for a minor (`bot.identity.family`). Keyed by the pair of people.
+_PARENT_CHILD_COLUMNS = (
+    Column("so_dinh_danh_cha_me", "parent_cccd", validate_cccd, True),
+    Column("so_dinh_danh_con", "child_cccd", validate_cccd, True),
+    Column("quan_he", "relation", parse_relation, True),
+    Column("ngay_cham_dut", "ended_on", parse_date),
+)
+PARENT_CHILD = KindSpec("parent_child", ParentChild.__table__, "pair", _PARENT_CHILD_COLUMNS)
 DATE_HEADERS = {
     "issued_on": "ngay_cap",
     "valid_until": "ngay_het_han",
@@ -144,6 +154,8 @@ def spec_for(catalogue: Catalogue, kind: str) -> KindSpec:
         return CITIZEN
     if kind == "business":
         return BUSINESS
+    if kind == "parent_child":
+        return PARENT_CHILD
     try:
         return record_spec(catalogue, kind)
     except KeyError:
@@ -153,7 +165,7 @@ def spec_for(catalogue: Catalogue, kind: str) -> KindSpec:
 
 
 def kinds(catalogue: Catalogue) -> list[str]:
-    return ["citizen", "business", *(k.code for k in catalogue.record_kinds)]
+    return ["citizen", "business", "parent_child", *(k.code for k in catalogue.record_kinds)]
 
 
 @dataclass
@@ -210,6 +222,10 @@ def _parse_row(spec: KindSpec, headers: set[str], line: int, row: dict[str, obje
         issued, until = values.get("issued_on"), values.get("valid_until")
         if issued and until and until < issued:
             raise InvalidValue("ngày hết hạn trước ngày cấp")
+    if spec is PARENT_CHILD:
+        if values["parent_cccd"] == values["child_cccd"]:
+            raise InvalidValue("số định danh của cha, mẹ và của con trùng nhau")
+        return _Parsed(line, f"{values['parent_cccd']}–{values['child_cccd']}", values)
     return _Parsed(line, str(values[spec.key]), values)
 
 
@@ -241,6 +257,8 @@ def _resolve_refs(
     conn: Connection, spec: KindSpec, batch: list[_Parsed], report: ImportReport
 ) -> list[_Parsed]:
     """Turn ID numbers / tax codes into foreign keys; rows pointing at nobody are rejected."""
+    if spec is PARENT_CHILD:
+        return _resolve_family(conn, batch, report)
     if spec.subject is None and spec is not BUSINESS:
         return batch
     ref_key = "subject" if spec.subject else "representative_cccd"
@@ -279,9 +297,97 @@ def _resolve_refs(
     return kept
 
 
+def _resolve_family(conn: Connection, batch: list[_Parsed], report: ImportReport) -> list[_Parsed]:
+    """Both people of a relation must exist, and the registry must allow the relation (the
+    parent older than the child, a father a man and a mother a woman)."""
+    people = Citizen.__table__
+    wanted = {p.values[k] for p in batch for k in ("parent_cccd", "child_cccd")}
+    found = {
+        row.cccd: row
+        for row in conn.execute(
+            select(people.c.cccd, people.c.id, people.c.sex, people.c.date_of_birth).where(
+                people.c.cccd.in_(wanted)
+            )
+        )
+    }
+    kept = []
+    for parsed in batch:
+        parent_cccd = parsed.values.pop("parent_cccd")
+        child_cccd = parsed.values.pop("child_cccd")
+        missing = next((c for c in (parent_cccd, child_cccd) if c not in found), None)
+        if missing is not None:
+            report.rejected.append(
+                RejectedRow(
+                    parsed.line, f"không tìm thấy công dân có số định danh {missing} trong dữ liệu"
+                )
+            )
+            continue
+        parent, child = found[parent_cccd], found[child_cccd]
+        problem = relation_problem(
+            parsed.values["relation"], parent.sex, parent.date_of_birth, child.date_of_birth
+        )
+        if problem is not None:
+            report.rejected.append(RejectedRow(parsed.line, problem))
+            continue
+        parsed.values.update(parent_id=parent.id, child_id=child.id)
+        kept.append(parsed)
+    return kept
+
+
+def _write_family(conn: Connection, batch: list[_Parsed], report: ImportReport) -> None:
+    """Upsert relations by (parent, child): a new pair is inserted, a changed relation or end
+    date updated; nothing is deleted (a relation ends with `ngay_cham_dut`)."""
+    table = ParentChild.__table__
+    existing = {
+        (row.parent_id, row.child_id): row._mapping
+        for row in conn.execute(
+            select(table).where(table.c.child_id.in_({p.values["child_id"] for p in batch}))
+        )
+    }
+    pairs = [((p.values["parent_id"], p.values["child_id"]), p.values) for p in batch]
+    _upsert(conn, table, pairs, existing, report)
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    rows: list[tuple[Any, dict[str, Any]]],
+    existing: Mapping[Any, Mapping[str, Any]],
+    report: ImportReport,
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
+    """Insert the rows whose key is new, update the changed ones, count the unchanged: one
+    executemany each, so a file of thousands of rows costs a few statements."""
+    now = utcnow()
+    columns = sorted({c for _, values in rows for c in values})
+    inserts, updates = [], []
+    for key, values in rows:
+        current = existing.get(key)
+        if current is None:
+            inserts.append({**(defaults or {}), **values, "created_at": now, "updated_at": now})
+        elif any(current[c] != v for c, v in values.items()):
+            updates.append({**{f"v_{c}": values.get(c) for c in columns}, "row_id": current["id"]})
+        else:
+            report.unchanged += 1
+    if inserts:
+        conn.execute(table.insert(), inserts)
+        report.inserted += len(inserts)
+    if updates:
+        stmt = (
+            table.update()
+            .where(table.c.id == bindparam("row_id"))
+            .values({**{c: bindparam(f"v_{c}") for c in columns}, "updated_at": now})
+        )
+        conn.execute(stmt, updates)
+        report.updated += len(updates)
+
+
 def _write_batch(
     conn: Connection, spec: KindSpec, batch: list[_Parsed], report: ImportReport
 ) -> None:
+    if spec is PARENT_CHILD:
+        _write_family(conn, batch, report)
+        return
     table = spec.table
     key_col = table.c[spec.key]
     columns = sorted({c for p in batch for c in p.values})
@@ -291,35 +397,8 @@ def _write_batch(
     if spec.record_kind is not None:
         existing_q = existing_q.where(table.c.kind == spec.record_kind)
     existing = {str(row._mapping[spec.key]): row._mapping for row in conn.execute(existing_q)}
-    now = utcnow()
-    inserts, updates = [], []
-    for parsed in batch:
-        current = existing.get(parsed.key)
-        if current is None:
-            inserts.append({**parsed.values, "created_at": now, "updated_at": now})
-        elif any(current[c] != v for c, v in parsed.values.items()):
-            updates.append(
-                {**{f"v_{c}": v for c, v in parsed.values.items()}, "row_id": current["id"]}
-            )
-        else:
-            report.unchanged += 1
-    if inserts:
-        if spec.record_kind is not None:
-            for row in inserts:
-                row.setdefault("source", "import")
-        conn.execute(table.insert(), inserts)
-        report.inserted += len(inserts)
-    if updates:
-        stmt = (
-            table.update()
-            .where(table.c.id == bindparam("row_id"))
-            .values({**{c: bindparam(f"v_{c}") for c in columns}, "updated_at": now})
-        )
-        for row in updates:  # executemany needs the same keys in every row
-            for c in columns:
-                row.setdefault(f"v_{c}", None)
-        conn.execute(stmt, updates)
-        report.updated += len(updates)
+    defaults = {"source": "import"} if spec.record_kind is not None else None
+    _upsert(conn, table, [(p.key, p.values) for p in batch], existing, report, defaults)
 
 
 def _batches(items: Iterator[_Parsed], size: int) -> Iterator[list[_Parsed]]:

@@ -1,8 +1,11 @@
 """Deterministic synthetic demo data for Đắk Lắk: citizens, businesses and their records.
 
 Every service with a trigger gets subjects whose deadline falls in the next 60 days ("planted"
-rows, about 1 % of subjects per service), on top of a realistic random background. Generation
-is streamed in chunks and written with bulk inserts, so it scales to 1,000,000 citizens.
+rows, about 1 % of subjects per service), on top of a realistic random background. One citizen
+in 50 is a parent whose minor child (the next citizen) has a passport to renew or turns 14
+within 60 days, the relation recorded as imported population data (`parent_child`).
+Generation is streamed in chunks and written with bulk inserts, so it scales to 1,000,000
+citizens.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from bot.catalogue.model import (
 )
 from bot.core.clock import utcnow
 from bot.core.db import refresh_statistics
-from bot.core.models import Business, Citizen, Record
+from bot.core.models import Business, Citizen, ParentChild, Record
 from bot.vietnamese.vn import add_years
 
 CHUNK = 5000
@@ -37,6 +40,8 @@ PLANT_EVERY = 100  # one citizen in PLANT_EVERY gets a due record for a given se
 BUSINESS_PLANT_EVERY = 20
 CITIZENS_PER_BUSINESS = 20
 HORIZON_DAYS = 60
+FAMILY_EVERY = 50  # one parent with a minor child in FAMILY_EVERY citizens
+PARENT_SLOT = 30  # index % FAMILY_EVERY of the parent; the child is the next citizen
 
 
 @lru_cache(maxsize=1)
@@ -99,6 +104,8 @@ class Generator:
         ]
         self.citizen_plants = [Plant(s, slot) for slot, s in enumerate(citizen_services)]
         self.business_plants = [Plant(s, slot) for slot, s in enumerate(business_services)]
+        # Families sit on indexes no service plant uses (plants take index % 100 < their count).
+        assert len(self.citizen_plants) <= PARENT_SLOT and PARENT_SLOT + 1 < FAMILY_EVERY
 
     def _rng(self, kind: str, index: int) -> random.Random:
         return random.Random(f"{self.seed}:{kind}:{index}")
@@ -119,13 +126,22 @@ class Generator:
             records.append(self._record(kind, index, row_id, issued_on=card))
         elif plant and isinstance(plant.service.trigger, (EventDeadlineTrigger, JoinedTrigger)):
             sex, dob = "F", self.today - dt.timedelta(days=rng.randint(21 * 365, 38 * 365))
+        elif index % FAMILY_EVERY == PARENT_SLOT:
+            dob = self.today - dt.timedelta(days=rng.randint(32 * 365, 50 * 365))
+        elif self.is_child(index):
+            dob, child_record = self._child_document(index, row_id, rng)
+            records.append(child_record)
         century_sex = (dob.year // 100 - 19) * 2 + (0 if sex == "M" else 1)
         cccd = f"066{century_sex}{dob.year % 100:02d}{_scramble(index, 1_000_000, self.seed):06d}"
         commune = _pick(rng, "communes")
         citizen = {
             "id": row_id,
             "cccd": cccd,
-            "full_name": person_name(rng, sex),
+            "full_name": (
+                self._child_name(rng, sex, self.citizen(index - 1, row_id - 1)[0]["full_name"])
+                if self.is_child(index)
+                else person_name(rng, sex)
+            ),
             "date_of_birth": dob,
             "sex": sex,
             "phone": _pick(rng, "phone_prefixes")
@@ -143,6 +159,8 @@ class Generator:
         if plant and not isinstance(plant.service.trigger, AgeMilestoneTrigger):
             records.append(self._planted(plant.service, index, row_id, rng))
         planted_kind = plant.service.record_kind() if plant else None
+        if self.is_child(index):
+            planted_kind = records[0]["kind"]
         records += self._background(rng, index, row_id, dob, skip=planted_kind)
         if any(r["kind"] == "tam_tru" for r in records):
             citizen["temporary_address"] = _address(rng, _pick(rng, "communes"))
@@ -171,6 +189,48 @@ class Generator:
                 assert kind is not None  # a service with a trigger names its record kind
                 records.append(self._expiring(kind, index, row_id, rng, years=5, business=True))
         return business, records
+
+    def is_child(self, index: int) -> bool:
+        """The citizen at `index` is the minor child of the citizen before."""
+        return index % FAMILY_EVERY == PARENT_SLOT + 1
+
+    def relation(self, parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+        """The `parent_child` row of a family (generated rows of the parent and the child)."""
+        return {
+            "parent_id": parent["id"],
+            "child_id": child["id"],
+            "relation": "me" if parent["sex"] == "F" else "cha",
+            "ended_on": None,
+        }
+
+    def _child_document(
+        self, index: int, row_id: int, rng: random.Random
+    ) -> tuple[dt.date, dict[str, Any]]:
+        """A child's date of birth and the document a parent renews for them within the
+        horizon: in turn a passport (5 years for a child under 14) and the card at 14."""
+        deadline = self.today + self._offset(index)
+        if (index // FAMILY_EVERY) % 2 == 0:
+            dob = self.today - dt.timedelta(days=rng.randint(6 * 365, 12 * 365))
+            passport = self._record(
+                "ho_chieu",
+                index,
+                row_id,
+                issued_on=add_years(deadline, -5),
+                valid_until=deadline,
+                attributes=self._attributes("ho_chieu", rng),
+            )
+            return dob, passport
+        dob = add_years(deadline, -14)
+        return dob, self._record("cccd", index, row_id, issued_on=add_years(dob, 6))
+
+    def _child_name(self, rng: random.Random, sex: str, parent_name: str) -> str:
+        """A name in the parent's family: the family name first, or an Ê Đê clan last."""
+        if parent_name.startswith(("Y ", "H'")):
+            prefix = "Y " if sex == "M" else "H'"
+            return f"{prefix}{_pick(rng, 'ede_given_names')} {parent_name.split()[-1]}"
+        words = vocabulary()
+        middle = rng.choice(words["middle_names"][sex])
+        return f"{parent_name.split()[0]} {middle} {rng.choice(words['given_names'][sex])}"
 
     def _plant(self, plants: list[Plant], index: int, every: int = PLANT_EVERY) -> Plant | None:
         slot = index % every
@@ -286,6 +346,7 @@ class SeedReport:
     citizens: int = 0
     businesses: int = 0
     records: int = 0
+    families: int = 0
 
 
 def _stamp(rows: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
@@ -315,13 +376,18 @@ def seed(
         if conn.execute(select(func.count()).select_from(Citizen.__table__)).scalar_one():
             raise RuntimeError("the database already holds citizens; seed fills an empty one")
         for chunk in _chunks(citizens):
-            rows, records = [], []
+            rows, records, families = [], [], []
             for i in chunk:
                 citizen, recs = gen.citizen(i, i + 1)
                 rows.append(citizen)
                 records += recs
+                if gen.is_child(i) and len(rows) > 1:  # the parent: the row before, same chunk
+                    families.append(gen.relation(rows[-2], citizen))
             _insert(conn, rows, records, Citizen.__table__, report)
+            if families:
+                conn.execute(ParentChild.__table__.insert(), _stamp(families, utcnow()))
             report.citizens += len(rows)
+            report.families += len(families)
             if progress:
                 progress(report.citizens, citizens)
         for chunk in _chunks(n_business):

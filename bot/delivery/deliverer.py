@@ -1,12 +1,13 @@
 """One delivery API for proactive messages (used by the scheduler and the officer console).
 
 `Deliverer.deliver(citizen_id, notice, key)` picks the channels (Zalo chat if the citizen wrote
-to the OA within the window, else a ZNS template by phone, Telegram if linked, else SMS to the
-registry phone, e-mail last), records each attempt in the outbox before sending, retries 5xx
-and timeouts with exponential backoff and jitter, never retries a 4xx, moves to the next channel
-after the configured attempts, paces each channel with a token bucket, and never delivers the
-same key twice. A notice is a text, or an intent that Rasa turns into the conversation's next
-turn (`trigger_intent?output_channel=<channel>`). The channel senders live in
+to the OA within the window, else a Zalo template (ZBS; by user id to a follower, else by
+phone), Telegram if linked, else SMS to the registry phone, e-mail last), records each
+attempt in the outbox before sending, retries 5xx and timeouts with exponential backoff and
+jitter, never retries a 4xx, moves to the next channel after the configured attempts, paces
+each channel with a token bucket, and never delivers the same key twice. A notice is a text,
+or an intent that Rasa turns into the conversation's next turn
+(`trigger_intent?output_channel=<channel>`). The channel senders live in
 `connectors/senders.py`; this module knows only the `ChannelSender` protocol.
 
 When our own side of the path is down (`ServiceUnavailable`: the Rasa server every
@@ -50,7 +51,8 @@ class Notice:
     """What to say: a text, or an intent (with entities) for Rasa to answer in the conversation.
 
     `kind` names the ZNS template (defaults to the intent); `values` fill its parameters
-    (defaults to the entities); `subject` is the e-mail subject.
+    (defaults to the entities); `subject` is the e-mail subject; `only_channels` keeps a
+    notice that makes sense on one channel only (a template's star rating) off the others.
     """
 
     text: str | None = None
@@ -59,6 +61,7 @@ class Notice:
     kind: str | None = None
     values: Mapping[str, Any] | None = None
     subject: str | None = None
+    only_channels: tuple[str, ...] = ()  # may go on these channels and no other
 
     @property
     def template_key(self) -> str:
@@ -135,8 +138,12 @@ def plan_routes(
     open_chats = [(at, s) for s, at in contacts.zalo.items() if at and now - at <= zalo_window]
     if open_chats:
         candidates["zalo"] = Route("zalo", max(open_chats)[1])
-    if contacts.phone and notice.template_key in zns_kinds:
-        candidates["zns"] = Route("zns", contacts.phone)
+    if notice.template_key in zns_kinds:
+        # A template goes to an OA follower by user id (cheaper), else by phone number.
+        seen = contacts.zalo
+        follower = max(seen, key=lambda s: seen[s] or dt.datetime.min, default=None)
+        if follower or contacts.phone:
+            candidates["zns"] = Route("zns", follower or contacts.phone or "")
     if contacts.telegram:
         candidates["telegram"] = Route("telegram", contacts.telegram[0])
     if contacts.phone:
@@ -302,8 +309,8 @@ class Deliverer:
             self.zns_kinds,
             utcnow(),
             self.config.zalo_window,
-            preferred,
-            only,
+            preferred or notice.only_channels,
+            only or bool(notice.only_channels),
         )
         if not routes:
             return DeliveryResult(key, "unreachable", errors=["no channel reaches this citizen"])

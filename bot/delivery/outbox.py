@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,6 +29,18 @@ def sent_channel(session: Session, key: str) -> str | None:
         )
     )
     return channel
+
+
+def sent_since(session: Session, channel: str, since: dt.datetime) -> int:
+    """How many deliveries this channel made since `since` (a daily quota's count)."""
+    count: int = session.scalar(
+        select(func.count(Delivery.id)).where(
+            Delivery.channel == channel,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.sent_at >= since,
+        )
+    )
+    return count
 
 
 def claim(

@@ -16,6 +16,7 @@ from bot.catalogue.fields import clean_value, display_value
 from bot.catalogue.model import Catalogue, DossierField, Service
 from bot.core.lifecycles import DRAFT, DraftState
 from bot.core.models import Business, Citizen, DossierDraft, Record
+from bot.governance import data_access
 from bot.governance.pii import mask_cccd, mask_phone
 from bot.vietnamese.vn import fold
 
@@ -100,7 +101,8 @@ def start_draft(
     channel: str,
     sender_id: str,
 ) -> DossierDraft:
-    """A new draft pre-filled from the registry; the sender's earlier open draft is dropped."""
+    """A new draft pre-filled from the registry; the sender's earlier open draft is dropped.
+    What pre-filled it is audited for the citizen (`bot.governance.data_access`)."""
     previous = open_draft(session, channel, sender_id)
     if previous is not None:
         abandon(previous)
@@ -123,6 +125,7 @@ def start_draft(
     )
     session.add(draft)
     session.flush()
+    data_access.note_prefill(session, catalogue, service, draft)
     return draft
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.catalogue.model import Catalogue, JoinedTrigger, Service
-from bot.core.clock import utcnow
+from bot.core.clock import to_local, utcnow
 from bot.core.lifecycles import (
     DOSSIER,
     DOSSIER_CANCELLABLE,
@@ -39,7 +39,10 @@ from bot.core.models import (
     Reminder,
 )
 from bot.dossiers.gateway import DossierGateway, GatewayError, SubmissionPayload
+from bot.dossiers.ownership import owned_by
 from bot.dossiers.workdays import add_working_days
+from bot.governance import data_access
+from bot.identity.family import guardian_relation
 from bot.payments.platform import PaymentPlatform
 from bot.payments.requests import request_payment, void_unpaid
 from bot.payments.settings import PaymentSettings
@@ -130,12 +133,18 @@ def submit_draft(
     now: dt.datetime | None = None,
     platform: PaymentPlatform | None = None,
     payment_settings: PaymentSettings | None = None,
+    filed_by: int | None = None,
 ) -> Submission:
     """Create the dossier and consent for a completed draft, once.
 
     Level-3 services go to the gateway; level-2 services are stored as 'prepared' for the
     in-person step. Level-4 services joined to this one are created in the same transaction,
     and so is the payment request of a fee (`bot.payments.requests`).
+
+    `filed_by` is the citizen who consents, when not the draft's own (a parent filing for a
+    minor child, `bot.identity.family`): the dossier stays the child's, the consent is the
+    parent's with `acting_for_citizen_id` = the child. PermissionError if the data does not
+    (or no longer) name them the child's parent.
     """
     key = f"draft:{draft.id}"
     existing = session.scalar(select(Dossier).where(Dossier.idempotency_key == key))
@@ -145,6 +154,11 @@ def submit_draft(
         return Submission(existing, already_submitted=True, joined=[], payment=payment)
     service = catalogue.service(draft.service_code)
     now = now or utcnow()
+    acting_as = None
+    if filed_by is not None and filed_by != draft.citizen_id:
+        acting_as = guardian_relation(session, filed_by, draft.citizen_id, to_local(now).date())
+        if acting_as is None:
+            raise PermissionError("the filer is not a named parent of this minor")
     status = DossierStatus.RECEIVED if service.level >= 3 else DossierStatus.PREPARED
     dossier = _create(
         session,
@@ -159,10 +173,15 @@ def submit_draft(
     )
     session.add(
         Consent(
-            citizen_id=draft.citizen_id,
+            citizen_id=draft.citizen_id if acting_as is None else filed_by,
+            acting_for_citizen_id=None if acting_as is None else draft.citizen_id,
             service_code=service.code,
             dossier_id=dossier.id,
-            shown={"summary": shown, "values": draft.values},
+            shown={
+                "summary": shown,
+                "values": draft.values,
+                **({} if acting_as is None else {"acting_as": acting_as}),
+            },
             channel=draft.channel,
             created_at=now,
         )
@@ -191,6 +210,7 @@ def submit_draft(
         for other in catalogue.services
         if isinstance(other.trigger, JoinedTrigger) and other.trigger.after_service == service.code
     ]
+    data_access.note_sent(session, catalogue, dossier, joined)  # "who has used my data"
     payment = request_payment(session, catalogue, dossier, settings, platform, now)
     return Submission(dossier, already_submitted=False, joined=joined, payment=payment)
 
@@ -216,7 +236,7 @@ def dossiers_of(session: Session, citizen_id: int, limit: int = 10) -> list[Doss
     return list(
         session.scalars(
             select(Dossier)
-            .where(Dossier.citizen_id == citizen_id)
+            .where(owned_by(citizen_id))
             .order_by(Dossier.submitted_at.desc(), Dossier.id.desc())
             .limit(limit)
         )
@@ -224,11 +244,10 @@ def dossiers_of(session: Session, citizen_id: int, limit: int = 10) -> list[Doss
 
 
 def own_dossier(session: Session, citizen_id: int, code: str) -> Dossier | None:
-    """A dossier by code, only if it belongs to this citizen (else None, like a wrong code)."""
+    """A dossier by code, only if it belongs to this citizen or they filed it for their child
+    (else None, like a wrong code)."""
     dossier: Dossier | None = session.scalar(
-        select(Dossier).where(
-            Dossier.code == code.strip().upper(), Dossier.citizen_id == citizen_id
-        )
+        select(Dossier).where(Dossier.code == code.strip().upper(), owned_by(citizen_id))
     )
     return dossier
 

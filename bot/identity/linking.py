@@ -40,7 +40,8 @@ def secret_key() -> bytes:
     return secret("APP_SECRET_KEY", "app_secret_key")
 
 
-def _digest(kind: str, value: str) -> str:
+def keyed_digest(kind: str, value: str) -> str:
+    """An HMAC of a value we must recognise without keeping it (ID numbers, codes, senders)."""
     return hmac.new(secret_key(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -139,7 +140,7 @@ class OtpIdentityProvider:
         if self._locked(guard):
             return LinkResult(LinkOutcome.LOCKED, locked_until=guard.locked_until)
         now = self.clock()
-        id_digest = _digest("cccd", cccd)
+        id_digest = keyed_digest("cccd", cccd)
         recent = session.scalar(
             select(func.count(LinkChallenge.id)).where(
                 LinkChallenge.id_digest == id_digest,
@@ -156,7 +157,7 @@ class OtpIdentityProvider:
                 channel_user_id=sender_id,
                 id_digest=id_digest,
                 citizen_id=citizen.id if citizen and citizen.phone else None,
-                code_digest=_digest("code", code),
+                code_digest=keyed_digest("code", code),
                 expires_at=now + CODE_TTL,
                 created_at=now,
             )
@@ -193,7 +194,7 @@ class OtpIdentityProvider:
             return LinkResult(LinkOutcome.NO_CHALLENGE)
         if challenge.expires_at <= now:
             return LinkResult(LinkOutcome.EXPIRED)
-        right = hmac.compare_digest(challenge.code_digest, _digest("code", answer.strip()))
+        right = hmac.compare_digest(challenge.code_digest, keyed_digest("code", answer.strip()))
         if not right or challenge.citizen_id is None:
             guard.failures += 1
             if guard.failures >= LOCK_AFTER_FAILURES:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot.core.lifecycles import DOSSIER_IN_PROGRESS, PaymentStatus
 from bot.core.models import Dossier, Payment
 from bot.delivery.deliverer import Notice
+from bot.dossiers.ownership import addressee
 from bot.payments.settings import PaymentSettings
 from bot.payments.texts import receipt_text, reminder_text
 from bot.vietnamese.numbers import format_vnd
@@ -29,9 +30,9 @@ class PaymentMessage:
 
 
 def _owed_by_citizens(session: Session, *conditions: Any) -> list[tuple[Payment, int]]:
-    """(payment, owner) pairs of the payments matching `conditions`, oldest first."""
+    """(payment, who is told) pairs of the payments matching `conditions`, oldest first."""
     rows = session.execute(
-        select(Payment, Dossier.citizen_id)
+        select(Payment, addressee())
         .join(Dossier, Dossier.id == Payment.dossier_id)
         .where(Dossier.citizen_id.is_not(None), *conditions)
         .order_by(Payment.id)

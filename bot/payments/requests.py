@@ -19,6 +19,7 @@ from bot.catalogue.model import Catalogue, Service
 from bot.core.clock import local_to_stored, to_local
 from bot.core.lifecycles import PAYMENT, DossierStatus, PaymentStatus
 from bot.core.models import Citizen, Dossier, Payment
+from bot.dossiers.ownership import owned_by
 from bot.dossiers.workdays import add_working_days
 from bot.payments.platform import PayLinkRequest, PaymentPlatform, PlatformError
 from bot.payments.settings import PaymentSettings
@@ -95,7 +96,7 @@ def payments_of(session: Session, citizen_id: int, limit: int = 5) -> list[tuple
     rows = session.execute(
         select(Payment, Dossier)
         .join(Dossier, Dossier.id == Payment.dossier_id)
-        .where(Dossier.citizen_id == citizen_id, Payment.status != PaymentStatus.VOID)
+        .where(owned_by(citizen_id), Payment.status != PaymentStatus.VOID)
         .order_by((Payment.status == PaymentStatus.REQUESTED).desc(), Payment.id.desc())
         .limit(limit)
     ).all()

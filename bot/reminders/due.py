@@ -1,4 +1,5 @@
-"""What is coming due for a citizen (their own records and the businesses they represent)."""
+"""What is coming due for a citizen (their own records and the businesses they represent) and
+for their minor children (`bot.identity.family`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.catalogue.model import Catalogue, Service
-from bot.core.models import Business, Citizen, Record
-from bot.reminders.rules import Due, dues_for_subject
+from bot.core.models import Business, Citizen, Record, Reminder
+from bot.identity.family import CHILD_SERVICES, children_of
+from bot.reminders.rules import Due, due_of, dues_for_subject
 from bot.vietnamese.vn import format_date
 
 
@@ -86,10 +88,11 @@ def service_due(
     return items[-1] if items else None
 
 
-def due_sentence(item: DueItem, today: dt.date) -> str:
-    """One line a citizen understands: the deadline, how far off, and when to file by."""
+def due_sentence(item: DueItem, today: dt.date, whose: str = "Ông/Bà") -> str:
+    """One line a citizen understands: the deadline, how far off, and when to file by;
+    `whose` names the holder when a parent asks for a child ("con Nguyễn Văn Bé")."""
     due, name = item.due, item.service.short_name
-    prefix = f"Theo dữ liệu hiện có, hạn {name} của Ông/Bà"
+    prefix = f"Theo dữ liệu hiện có, hạn {name} của {whose}"
     if due.deadline < today:
         return f"{prefix} đã qua từ ngày {format_date(due.deadline)}."
     days = (due.deadline - today).days
@@ -97,6 +100,81 @@ def due_sentence(item: DueItem, today: dt.date) -> str:
     if due.filing_deadline < due.deadline:
         line += f"; Ông/Bà nên nộp hồ sơ trước ngày {format_date(due.filing_deadline)}"
     return line + "."
+
+
+@dataclass(frozen=True)
+class ChildDues:
+    """A minor child of the asking parent and what is coming due for the child."""
+
+    child: Citizen
+    items: list[DueItem]
+
+
+def dues_of_family(
+    session: Session, catalogue: Catalogue, parent: Citizen, today: dt.date, horizon_days: int = 365
+) -> list[ChildDues]:
+    """What is coming due for the minors the data names as the parent's children (eldest
+    first, children with nothing due left out): `dues_of_citizen` of each child, limited to
+    the services a parent sees for a child (`bot.identity.family.CHILD_SERVICES`)."""
+    family = []
+    for child in children_of(session, parent, today):
+        items = [
+            item
+            for item in dues_of_citizen(session, catalogue, child, today, horizon_days)
+            if item.service.code in CHILD_SERVICES
+        ]
+        if items:
+            family.append(ChildDues(child, items))
+    return family
+
+
+NOTHING_DUE = "Trong 12 tháng tới Ông/Bà không có giấy tờ nào đến hạn cần làm thủ tục."
+
+
+def due_line(item: DueItem) -> str:
+    """One item of the list: service name and deadline, and the filing date when earlier."""
+    due = item.due
+    line = f"• {item.service.name}: hạn {format_date(due.deadline)}"
+    if due.filing_deadline != due.deadline:
+        line += f", nộp trước {format_date(due.filing_deadline)}"
+    return line
+
+
+def child_label(child: Citizen) -> str:
+    return f"Con {child.full_name} (sinh {child.date_of_birth.year})"
+
+
+def family_due_text(own: list[DueItem], family: list[ChildDues]) -> str:
+    """The answer to "what is due for me": the citizen's own items, then each child's."""
+    if own:
+        parts = ["Các việc sắp đến hạn của Ông/Bà:", *(due_line(i) for i in own)]
+    else:
+        parts = [NOTHING_DUE]
+    for entry in family:
+        parts += [f"{child_label(entry.child)}:", *(due_line(i) for i in entry.items)]
+    return "\n".join(parts)
+
+
+def child_reminder_text(
+    session: Session,
+    catalogue: Catalogue,
+    reminder: Reminder,
+    parent: Citizen,
+    child: Citizen,
+    today: dt.date,
+) -> str:
+    """A minor's reminder as told to the parent: whose document, its deadline, what to say."""
+    service = catalogue.service(reminder.service_code)
+    record = session.get(Record, reminder.record_id) if reminder.record_id else None
+    due = due_of(service, record, child.date_of_birth) if record is not None else None
+    deadline = due.deadline if due is not None else reminder.due_on
+    days = max((deadline - today).days, 0)
+    return (
+        f"Kính gửi Ông/Bà {parent.full_name}: hạn {service.short_name} cho con "
+        f"{child.full_name} (sinh {child.date_of_birth.year}) là ngày {format_date(deadline)} "
+        f"(còn {days} ngày). Ông/Bà nhắn “giấy tờ sắp hết hạn” để xem và để hệ thống chuẩn "
+        "bị sẵn hồ sơ cho con."
+    )
 
 
 def citizens_with_dues(

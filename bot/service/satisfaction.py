@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Dossier, SatisfactionRating
+from bot.dossiers.ownership import owned_by
 
 
 def survey_after() -> str:
@@ -36,7 +37,7 @@ def record_rating(
     dossier = None
     if dossier_code and citizen_id is not None:
         dossier = session.scalar(
-            select(Dossier).where(Dossier.code == dossier_code, Dossier.citizen_id == citizen_id)
+            select(Dossier).where(Dossier.code == dossier_code, owned_by(citizen_id))
         )
     row = SatisfactionRating(
         rating=rating,
@@ -54,3 +55,31 @@ def add_comment(session: Session, rating_id: int, comment: str) -> None:
     row = session.get(SatisfactionRating, rating_id)
     if row is not None:
         row.comment = " ".join(comment.split())[:1000]
+
+
+SURVEY_KEY = "survey:"  # delivery key (and template tracking id) of a rating request: + code
+
+
+def survey_key(dossier_code: str) -> str:
+    return SURVEY_KEY + dossier_code
+
+
+def rating_from_template(
+    session: Session, citizen_id: int | None, tracking_id: str, rate: object, note: object
+) -> SatisfactionRating | None:
+    """A rating given on Zalo's 1–5 star template. It counts only when the template was a
+    survey of one of the rater's own dossiers (the tracking id names it) and the rate is 1–5;
+    the rater is the citizen bound to the sending Zalo user, never someone the event names."""
+    rating = parse_rating(rate)
+    if citizen_id is None or rating is None or not tracking_id.startswith(SURVEY_KEY):
+        return None
+    code = tracking_id[len(SURVEY_KEY) :]
+    owned = session.scalar(select(Dossier.id).where(Dossier.code == code, owned_by(citizen_id)))
+    if owned is None:
+        return None
+    row = record_rating(
+        session, rating, citizen_id=citizen_id, dossier_code=code, service_code=None, channel="zalo"
+    )
+    if isinstance(note, str) and note.strip():
+        add_comment(session, row.id, note)
+    return row

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.catalogue.model import get_catalogue
-from bot.catalogue.procedures import answer
+from bot.catalogue.procedures import answer_body
 from bot.core.db import unit_of_work
 from bot.core.models import Dossier, DossierDraft, Handoff, SatisfactionRating
 from bot.identity.speaker import rest_sender
@@ -65,7 +65,7 @@ def link(servers: Servers, sender: str, cccd: str) -> None:
 
 
 def topic(code: str, name: str) -> str:
-    return answer(CATALOGUE.service(code), name)
+    return answer_body(CATALOGUE.service(code), name)
 
 
 def drafts(servers: Servers, sender: str) -> list[str]:
