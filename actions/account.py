@@ -22,7 +22,7 @@ from bot.dossiers.lookup import LOOKUP_HINT, LookupLimits, last_four_in, lookup_
 from bot.dossiers.messages import RATING_QUESTION, dossier_line, rating_buttons, timeline_text
 from bot.dossiers.notices import status_text
 from bot.dossiers.submission import cancel, dossiers_of, own_dossier
-from bot.identity.family import ACT_FOR_SERVICES
+from bot.identity.family import parent_files
 from bot.reminders.due import (
     due_sentence,
     dues_of_citizen,
@@ -152,7 +152,7 @@ class ActionListDue(CitizenAction):
             )
             for entry in family
             for i in entry.items
-            if i.service.code in ACT_FOR_SERVICES
+            if parent_files(i.service)
         ]
         buttons = [
             {

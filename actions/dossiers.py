@@ -41,7 +41,7 @@ from bot.dossiers.messages import (
 )
 from bot.dossiers.submission import own_dossier, submit_draft
 from bot.dossiers.workdays import appointment_slots
-from bot.identity.family import ACT_FOR_SERVICES, child_of, may_act_for
+from bot.identity.family import child_of, may_act_for, parent_files
 from bot.identity.linking import bound_citizen
 from bot.reminders.due import due_sentence, service_due
 from bot.service.replies import Reply, read_reply
@@ -169,7 +169,7 @@ class ActionRequestService(CitizenAction):
             dispatcher.utter_message(text=NOT_ONE_OF_YOUR_CHILDREN)
             return []
         service = catalogue.service(code)
-        if code not in ACT_FOR_SERVICES:
+        if not parent_files(service):
             dispatcher.utter_message(
                 text=f"Thủ tục {service.short_name} chưa nộp thay cho con qua trợ lý được; "
                 f"Ông/Bà vui lòng liên hệ {service.agency}."

@@ -21,12 +21,12 @@ from bot.dossiers.drafts import set_value, start_draft, summary
 from bot.dossiers.gateway import EmbeddedGateway
 from bot.dossiers.submission import dossiers_of, own_dossier, submit_draft
 from bot.identity.family import (
-    ACT_FOR_SERVICES,
-    CHILD_SERVICES,
     child_of,
     children_of,
     guardian_relation,
     may_act_for,
+    parent_files,
+    parent_sees,
     relation_problem,
     reminder_recipient,
 )
@@ -186,10 +186,13 @@ def test_only_minors_the_data_names_are_ones_children(engine: Engine) -> None:
 
 
 def test_services_a_parent_sees_and_files_for_a_child(catalogue: Catalogue) -> None:
-    assert ACT_FOR_SERVICES <= CHILD_SERVICES <= catalogue.codes
-    for code in CHILD_SERVICES:
+    seen = {s.code for s in catalogue.services if parent_sees(s)}
+    filed = {s.code for s in catalogue.services if parent_files(s)}
+    assert filed == {"ho_chieu_cap_lai", "cccd_doi_the"}
+    assert seen == filed | {"khai_sinh", "thuong_tru_tre_em"}
+    for code in seen:
         assert catalogue.service(code).subject == "citizen"
-    for code in ACT_FOR_SERVICES:
+    for code in filed:
         assert catalogue.service(code).level in (2, 3)
 
 
@@ -356,4 +359,4 @@ def test_demo_data_has_parents_whose_minor_child_has_something_due(
             (family,) = dues_of_family(s, catalogue, parent, TODAY, horizon_days=60)
             assert family.child == child
             due |= {item.service.code for item in family.items}
-    assert due == ACT_FOR_SERVICES
+    assert due == {s.code for s in catalogue.services if parent_files(s)}

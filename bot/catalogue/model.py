@@ -214,6 +214,9 @@ class Service(Strict):
     agency: str
     # The plan's online-payment targets differ by the level that receives the dossier.
     authority: Literal["province", "commune"]
+    # What a parent named by population data may do for a minor child: see it due ("see"), or
+    # also prepare and file it ("file": the child's own document, fields describing the child).
+    parent_may: Literal["see", "file"] | None = None
     level: int = Field(ge=1, le=4)
     subject: Literal["citizen", "business"]
     trigger: Trigger = Field(discriminator="rule")
@@ -248,6 +251,13 @@ class Service(Strict):
         if v not in SERVICE_CODES:
             raise ValueError(f"'{v}' is not one of the 16 service codes")
         return v
+
+    @root_validator(skip_on_failure=True)
+    def _filed_for_a_child(cls, values: dict[str, Any]) -> dict[str, Any]:
+        own_document = values["subject"] == "citizen" and values["level"] in (2, 3)
+        if values.get("parent_may") == "file" and not own_document:
+            raise ValueError("parent_may: file needs a citizen's level-2 or level-3 service")
+        return values
 
     @validator("remind_days_before")
     def _descending(cls, v: list[int]) -> list[int]:

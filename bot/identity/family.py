@@ -6,10 +6,10 @@ The parent–child relation comes only from imported population data (`ParentChi
 counts while under 18 at today's date (from the registry's date of birth) and while the
 relation has not ended; an adult child is nobody's to see.
 
-A parent sees a child's `CHILD_SERVICES` (in "what is due" and in reminders) and prepares and
-files `ACT_FOR_SERVICES` for the child: the child's own documents, whose catalogue fields
-describe the holder. Birth registration's fields describe the person who asks (the parent),
-and the birth notice is recorded under the parent, so it is the parent's own dossier.
+Which services a parent sees for a child (in "what is due" and in reminders) and which they
+also file for the child is catalogue data (`parent_may`): a child's own documents, whose fields
+describe the holder, are filed; birth registration's fields describe the person who asks (the
+parent) and the birth notice is recorded under the parent, so it stays the parent's dossier.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from bot.catalogue.model import Service
 from bot.core.models import ChannelBinding, Citizen, ParentChild
 from bot.vietnamese.vn import InvalidValue, add_years, fold
 
@@ -35,8 +36,15 @@ _RELATION_WORDS = {
 }
 _RELATION_SEX = {"cha": "M", "me": "F"}
 
-CHILD_SERVICES = frozenset({"ho_chieu_cap_lai", "cccd_doi_the", "khai_sinh", "thuong_tru_tre_em"})
-ACT_FOR_SERVICES = frozenset({"ho_chieu_cap_lai", "cccd_doi_the"})
+
+def parent_sees(service: Service) -> bool:
+    """A parent is shown (and reminded of) this service when it is due for their child."""
+    return service.parent_may is not None
+
+
+def parent_files(service: Service) -> bool:
+    """A parent may prepare and file this service on the child's behalf."""
+    return service.parent_may == "file"
 
 
 def is_minor(citizen: Citizen, today: dt.date) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.catalogue.model import Catalogue, Service
 from bot.core.models import Business, Citizen, Record, Reminder
-from bot.identity.family import CHILD_SERVICES, children_of
+from bot.identity.family import children_of, parent_sees
 from bot.reminders.rules import Due, due_of, dues_for_subject
 from bot.vietnamese.vn import format_date
 
@@ -115,13 +115,13 @@ def dues_of_family(
 ) -> list[ChildDues]:
     """What is coming due for the minors the data names as the parent's children (eldest
     first, children with nothing due left out): `dues_of_citizen` of each child, limited to
-    the services a parent sees for a child (`bot.identity.family.CHILD_SERVICES`)."""
+    the services a parent sees for a child (catalogue `parent_may`)."""
     family = []
     for child in children_of(session, parent, today):
         items = [
             item
             for item in dues_of_citizen(session, catalogue, child, today, horizon_days)
-            if item.service.code in CHILD_SERVICES
+            if parent_sees(item.service)
         ]
         if items:
             family.append(ChildDues(child, items))
