@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from bot.catalogue.model import Catalogue, get_catalogue
 from bot.core.db import unit_of_work
 from bot.core.models import Citizen
+from bot.delivery.channel_state import native_id
 from bot.identity.linking import bound_citizen, link_by_verified_phone
 from bot.identity.speaker import VERIFIED_PHONE, channel_of, verified_facts
 
@@ -46,6 +47,17 @@ def verified_phone(tracker: Tracker) -> str | None:
     """The phone number the sender's own connector proved for this message, if any."""
     metadata = tracker.latest_message.get("metadata")
     return verified_facts(metadata, tracker.sender_id).get(VERIFIED_PHONE)
+
+
+def sms_phone(tracker: Tracker) -> str | None:
+    """The number an SMS conversation belongs to: sealed by the SMS connector for a message the
+    carrier brought, or, for a turn our own services triggered (`EXTERNAL_` intents need the
+    Rasa API token), the registry phone they addressed as `sms:<phone>`. No one else can open
+    an `sms:` conversation (docs/security.md)."""
+    intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+    if intent.startswith("EXTERNAL_"):
+        return native_id(tracker.sender_id)
+    return verified_phone(tracker)
 
 
 def entity(tracker: Tracker, name: str) -> str | None:
@@ -92,7 +104,7 @@ class CitizenAction(Named, Action, abc.ABC):
         try:
             with unit_of_work() as session:
                 citizen = bound_citizen(session, channel, sender_id)
-                phone = verified_phone(tracker) if channel == "sms" else None
+                phone = sms_phone(tracker) if channel == "sms" else None
                 if citizen is None and phone:
                     # The carrier authenticates the sending number: an SMS from the registry
                     # phone proves possession just as a one-time code to that phone does.

@@ -38,6 +38,9 @@ class ConsoleSettings:
     # local client cannot choose its address; deploy/env.example names the local nginx (behind
     # it every officer would otherwise share its address, and one throttled IP lock out all).
     trusted_proxies: frozenset[str] = frozenset()
+    # The phone simulator of a local `make run` (never set next to real channels): linked
+    # from the console's menu.
+    simulator_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ConsoleSettings:
@@ -62,4 +65,12 @@ class ConsoleSettings:
             rasa_url=env.get("RASA_URL", cls.rasa_url).rstrip("/"),
             rasa_token=env.get("RASA_AUTH_TOKEN") or rasa_auth_token(),
             trusted_proxies=parse_trusted(env.get("CONSOLE_TRUSTED_PROXIES")),
+            simulator_url=local_simulator(env.get("SIMULATOR_URL")),
         )
+
+
+def local_simulator(url: str | None) -> str | None:
+    """The simulator's address, only if it is on this machine (it is a local tool)."""
+    if url and url.startswith(("http://127.0.0.1:", "http://localhost:")):
+        return url.rstrip("/")
+    return None

@@ -117,6 +117,7 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
         flash=flash,
         path=request.path,
         services={s.code: s.name for s in deps(request).catalogue.services},
+        simulator_url=deps(request).settings.simulator_url,
         **context,
     )
     return web.Response(text=html, content_type="text/html", status=status)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,24 @@ LIMITS = {
     "actions": ("ACTION_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
     "shell": ("RASA_MAX_REQUEST_BYTES", 1024 * 1024),
 }
+
+
+# Libraries under Rasa 3.6 that warn about their own dependencies at import (TensorFlow, JAX,
+# pkg_resources, matplotlib/pyparsing, sanic_cors, SQLAlchemy 2.0 notices about Rasa's code).
+# Only warnings raised inside these packages are hidden: ours still show.
+THIRD_PARTY = r"^(rasa|tensorflow|keras|jax|apscheduler|pkg_resources|matplotlib|sanic_cors)(\.|$)"
+
+
+def quiet_third_party_warnings() -> None:
+    """A tester's `make shell` opens on the conversation, not on a wall of library notices."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info and warnings
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # about Rasa's 1.x usage
+    warnings.filterwarnings("ignore", category=Warning, module=THIRD_PARTY)
+    # matplotlib's font code calls pyparsing's old names at import; pyparsing's warnings are
+    # UserWarnings, which Rasa later sets to show "once" ahead of any filter set here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import matplotlib.font_manager  # noqa: F401
 
 
 def rasa_argv(kind: str, options: list[str]) -> list[str]:
@@ -56,6 +75,7 @@ def main(argv: list[str]) -> None:
     # Sanic reads SANIC_* variables into its configuration when the app is created.
     os.environ["SANIC_REQUEST_MAX_SIZE"] = str(int(os.environ.get(variable, default)))
     os.umask(0o077)
+    quiet_third_party_warnings()
     action_auth.export_token()
     if kind == "actions":
         patches.install_action_server()

@@ -1,7 +1,9 @@
 """Start every process of the assistant on embedded defaults; Ctrl-C (or one dying) stops all.
 
 Used by `make run`: the Rasa server, the action server, the officer console and the
-scheduler. Each child
+scheduler, and, when no real channel secrets are configured, the phone simulator with its
+local stand-ins for Zalo, Telegram and the SMS gateway (`simulator/`), towards which every
+channel is then pointed (`simulator.standins.local_env`). Each child
 gets the project's environment; ports come from RASA_PORT, ACTION_PORT and CONSOLE_PORT. The
 Rasa HTTP API requires a token: RASA_AUTH_TOKEN, or one generated once into
 var/rasa_auth_token (readable only by the owner), passed to the children in their environment,
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.core.config import private_file, rasa_auth_token, var_dir  # noqa: E402
+from simulator.standins import local_env, real_channels_configured  # noqa: E402
 
 RASA_PROCESS = str(ROOT / "scripts" / "rasa_process.py")
 
@@ -32,8 +35,14 @@ def tighten_var_files() -> None:
             private_file(path)
 
 
-def commands() -> dict[str, list[str]]:
+def simulator_port() -> int:
+    return int(os.environ.get("SIMULATOR_PORT", "8090"))
+
+
+def commands(local: bool) -> dict[str, list[str]]:
+    """The processes to start; `local`: also the phone simulator and its stand-ins."""
     host = os.environ.get("RASA_HOST", "127.0.0.1")
+    simulator = [sys.executable, "-m", "simulator", "serve", "--port", str(simulator_port())]
     return {
         "action server": [
             sys.executable,
@@ -64,6 +73,7 @@ def commands() -> dict[str, list[str]]:
         ],
         "officer console": [sys.executable, "-m", "console", "serve"],
         "scheduler": [sys.executable, "-m", "scheduler", "run"],
+        **({"phone simulator": simulator} if local else {}),
     }
 
 
@@ -83,8 +93,12 @@ def main() -> int:
         # with one thread, 50-720 ms with the default on two shared cores: bench/README.md).
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
+    # Real channel secrets: the real providers, never the stand-ins (nor their simulator).
+    local = not real_channels_configured(os.environ)
+    if local:
+        env.update(local_env(simulator_port()))
     children: dict[str, subprocess.Popen] = {}
-    for name, cmd in commands().items():
+    for name, cmd in commands(local).items():
         print(f"starting {name}", flush=True)
         children[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     token_from = "RASA_AUTH_TOKEN" if os.environ.get("RASA_AUTH_TOKEN") else "var/rasa_auth_token"
@@ -95,6 +109,12 @@ def main() -> int:
         f"http://127.0.0.1:{console}; Ctrl-C stops all.",
         flush=True,
     )
+    if local:
+        print(
+            f"Phone simulator (local stand-ins for Zalo, Telegram and SMS) on "
+            f"http://127.0.0.1:{simulator_port()}",
+            flush=True,
+        )
     stopping = False
 
     def stop(*_: object) -> None:

@@ -1,7 +1,7 @@
 """`make shell`: talk to the assistant in the terminal, with the action server running.
 
 Reuses an action server already listening (e.g. from `make run`), else starts one for the
-session and stops it on exit.
+session and stops it on exit. Prints first how to speak as a demo citizen.
 """
 
 from __future__ import annotations
@@ -23,7 +23,19 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+HOW_TO_LINK = """\
+Talking to the assistant as a tester (type /stop to leave).
+To act as a demo citizen: list them with
+    .venv/bin/python -m bot demo-citizens --limit 10
+then type "tôi muốn xác thực tài khoản" and the citizen's 12-digit ID number. The one-time
+code goes by SMS; on this machine it is the last line of var/sms_outbox.jsonl:
+    tail -1 var/sms_outbox.jsonl
+Type the 6 digits, then e.g. "tôi có giấy tờ nào sắp hết hạn không".
+"""
+
+
 def main() -> int:
+    print(HOW_TO_LINK, flush=True)
     port = int(os.environ.get("ACTION_PORT", "5055"))
     actions = None
     if not listening(port):

@@ -9,8 +9,17 @@ from pathlib import Path
 
 from bot.core.config import PROJECT_ROOT
 
-APP = ("bot", "actions", "connectors", "console", "scheduler", "components", "scripts")
-FORBIDDEN_IN_BOT = ("actions", "connectors", "console", "scheduler", "rasa", "rasa_sdk", "sanic")
+APP = ("bot", "actions", "connectors", "console", "scheduler", "simulator", "components", "scripts")
+FORBIDDEN_IN_BOT = (
+    "actions",
+    "connectors",
+    "console",
+    "scheduler",
+    "simulator",
+    "rasa",
+    "rasa_sdk",
+    "sanic",
+)
 # Outbound service clients live in connectors/, with the channels' (docs/architecture.md).
 CLIENT_LIBRARIES = ("httpx", "smtplib", "telegram", "aiohttp", "requests")
 

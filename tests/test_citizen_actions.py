@@ -310,3 +310,36 @@ def test_the_rating_form_asks_for_a_comment_instead_of_saving_none(app: Path) ->
     assert validated == {"feedback_comment": None} and dispatcher.messages == []
     with unit_of_work() as s:
         assert s.get(SatisfactionRating, int(rating_id)).comment is None
+
+
+def test_a_reminder_by_sms_reaches_a_phone_that_never_wrote_in(app: Path) -> None:
+    """The scheduler addresses an SMS reminder to `sms:<registry phone>`; that conversation is
+    the citizen's (no one else can open an sms: conversation), so the reminder shows instead
+    of a request to link. A text typed on another channel proves nothing."""
+    from actions.conversation import ActionReminder
+    from bot.core.models import Reminder
+
+    with unit_of_work() as s:
+        owner = s.scalar(select(Citizen).where(Citizen.cccd == "066190001234"))
+        reminder = Reminder(
+            subject_type="citizen",
+            subject_id=owner.id,
+            service_code="tam_tru_gia_han",
+            event_key="t",
+            stage=1,
+            due_on=dt.date(2026, 12, 20),
+            state="sent",
+        )
+        s.add(reminder)
+        s.flush()
+        entities = [{"entity": "reminder_id", "value": str(reminder.id)}]
+    turn = tracker(
+        "EXTERNAL: EXTERNAL_reminder", "EXTERNAL_reminder", entities, sender="sms:0905123456"
+    )
+    said, events = run(ActionReminder(), turn)
+    assert "tạm trú" in said[0]["text"] and events
+    elsewhere = tracker(
+        "EXTERNAL: EXTERNAL_reminder", "EXTERNAL_reminder", entities, sender="zalo:1"
+    )
+    said, events = run(ActionReminder(), elsewhere)
+    assert "tạm trú" not in " ".join(m.get("text") or "" for m in said) and not events
