@@ -39,12 +39,11 @@ from bot.delivery.deliverer import (
 from bot.delivery.mailer import Mailer
 from bot.delivery.sending import SendError, http_kind
 from bot.delivery.sms import SmsGateway, to_sms_text
-from bot.delivery.templates import TemplateRules
 from connectors.common import SERVICE_UNAVAILABLE
 from connectors.sms_providers import default_gateway
 from connectors.smtp import default_mailer
 from connectors.telegram import TelegramApi, TelegramConfig, split_text
-from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore, ZnsTemplate
+from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore
 
 logger = logging.getLogger(__name__)
 DirectSend = Callable[[str, str, str], Awaitable[str | None]]  # (native id, text, key)
@@ -117,15 +116,9 @@ class ZnsSender:
     phone. No template for this kind, a rule of `bot.delivery.templates` (tag hours, 400
     characters, the daily quota) or Zalo's out-of-quota answer → the next channel (SMS)."""
 
-    def __init__(
-        self,
-        api: ZaloApi,
-        templates: Mapping[str, ZnsTemplate],
-        engine: Engine,
-        rules: TemplateRules | None = None,
-    ) -> None:
-        self.api, self.templates, self.engine = api, templates, engine
-        self.rules = rules or TemplateRules()
+    def __init__(self, api: ZaloApi, config: ZaloConfig, engine: Engine) -> None:
+        self.api, self.engine = api, engine
+        self.templates, self.rules = config.zns_templates, config.template_rules
 
     async def send(self, route: Route, notice: Notice, key: str) -> str | None:
         template = self.templates.get(notice.template_key)
@@ -219,7 +212,7 @@ def build_senders(
         senders["zalo"] = ConversationSender("zalo", rasa, zalo_direct(zalo_api))
         closers.append(zalo_api.close)
         if zalo.zns_templates:
-            senders["zns"] = ZnsSender(zalo_api, zalo.zns_templates, engine, zalo.template_rules)
+            senders["zns"] = ZnsSender(zalo_api, zalo, engine)
             kinds = frozenset(zalo.zns_templates)
 
     async def close() -> None:

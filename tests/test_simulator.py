@@ -34,7 +34,8 @@ from connectors.sms_providers import EsmsGateway
 from connectors.telegram import TelegramApi, TelegramConfig, TelegramInput
 from connectors.zalo import ZaloInput
 from connectors.zalo_api import ZaloApi, ZaloConfig, ZaloTokenStore
-from simulator.app import LABEL, create_simulator, telegram_chat_id, zalo_user_id
+from simulator.app import LABEL, create_simulator
+from simulator.people import telegram_chat_id, zalo_user_id
 from simulator.standins import (
     LOCAL_CHANNEL_VARS,
     SIMULATOR_URL,
