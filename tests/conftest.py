@@ -11,8 +11,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -108,3 +109,29 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for the browser tests: required in CI, skipped elsewhere if absent."""
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is required in CI (apt-get install chromium)")
+        pytest.skip("Chromium not installed (apt-get install chromium); browser tests skipped")
+    return path
+
+
+@pytest.fixture
+async def console(engine: Engine, tmp_path: Path, catalogue: Catalogue) -> AsyncIterator[Any]:
+    """The officer console on a real socket, with the three officers of `add_officers`:
+    yields (client, deps)."""
+    from tests.console_support import add_officers, make_deps, start_client, tracker_engine
+
+    tracker = tracker_engine(tmp_path)
+    add_officers(engine)
+    deps = make_deps(engine, tracker, catalogue)
+    client = await start_client(deps)
+    yield client, deps
+    await client.close()
+    tracker.dispose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,16 +33,6 @@ from tests.fakes import FakeApi, FakeTelegram
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "console"  # screenshots to look at
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is required in CI (apt-get install chromium)")
-        pytest.skip("Chromium not installed (apt-get install chromium); browser tests skipped")
-    return path
 
 
 class FakeRasaServer(FakeApi):

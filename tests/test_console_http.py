@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from bot.core.db import unit_of_work
 from bot.core.models import AuditEntry, ChannelBinding, ConsoleSession, ConversationSummary
@@ -18,12 +15,8 @@ from tests import factories
 from tests.console_support import (
     PASSWORD,
     Conversation,
-    add_officers,
     csrf_of,
     login,
-    make_deps,
-    start_client,
-    tracker_engine,
 )
 
 PAGES = [
@@ -57,17 +50,6 @@ FORMS = [
     "/dossiers/1/reveal",
     "/payments/mismatches/1/resolve",
 ]
-
-
-@pytest.fixture
-async def console(engine: Engine, tmp_path, catalogue) -> AsyncIterator[tuple[TestClient, Deps]]:  # type: ignore[no-untyped-def]
-    tracker = tracker_engine(tmp_path)
-    add_officers(engine)
-    deps = make_deps(engine, tracker, catalogue)
-    client = await start_client(deps)
-    yield client, deps
-    await client.close()
-    tracker.dispose()
 
 
 def seed_conversations(deps: Deps) -> dict[str, int]:

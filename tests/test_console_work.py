@@ -5,12 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
 
-import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
 from bot.core.clock import utcnow
 from bot.core.db import unit_of_work
@@ -32,23 +28,8 @@ from tests.console_support import (
     Conversation,
     FakeRasa,
     FakeReplies,
-    add_officers,
     login,
-    make_deps,
-    start_client,
-    tracker_engine,
 )
-
-
-@pytest.fixture
-async def console(engine: Engine, tmp_path, catalogue) -> AsyncIterator[tuple[TestClient, Deps]]:  # type: ignore[no-untyped-def]
-    tracker = tracker_engine(tmp_path)
-    add_officers(engine)
-    deps = make_deps(engine, tracker, catalogue)
-    client = await start_client(deps)
-    yield client, deps
-    await client.close()
-    tracker.dispose()
 
 
 def seed_handoff(deps: Deps) -> int:

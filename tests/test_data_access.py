@@ -7,11 +7,9 @@ import asyncio
 import csv
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -39,8 +37,7 @@ from bot.governance.data_access import (
 from bot.identity.linking import bind
 from console.web import Deps
 from tests import factories
-from tests.console_support import add_officers, csrf_of, login, make_deps, start_client
-from tests.console_support import tracker_engine as console_tracker
+from tests.console_support import csrf_of, login
 
 AN, CUC = "066190001234", "066190005678"
 TAM_TRU_AGENCY = "Công an cấp xã nơi đang đăng ký tạm trú"
@@ -229,19 +226,6 @@ def test_an_unlinked_sender_learns_nothing(actions_db: Path, catalogue: Catalogu
 
 
 # The console: a supervisor exports one citizen's list, with a reason; audited.
-
-
-@pytest.fixture
-async def console(
-    engine: Engine, tmp_path: Path, catalogue: Catalogue
-) -> AsyncIterator[tuple[TestClient, Deps]]:
-    tracker_db = console_tracker(tmp_path)
-    add_officers(engine)
-    deps = make_deps(engine, tracker_db, catalogue)
-    client = await start_client(deps)
-    yield client, deps
-    await client.close()
-    tracker_db.dispose()
 
 
 async def test_a_supervisor_exports_one_citizens_list_with_a_reason(

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 
-from bot.catalogue.model import Catalogue
 from bot.core.db import unit_of_work
 from bot.core.lifecycles import PaymentStatus
 from bot.core.models import Dossier, Payment, PaymentCallback
@@ -20,12 +17,8 @@ from connectors.payment_platform import HttpPaymentPlatform
 from console.views_payments import CALLBACK_PATH
 from console.web import Deps
 from tests.console_support import (
-    add_officers,
     csrf_of,
     login,
-    make_deps,
-    start_client,
-    tracker_engine,
 )
 from tests.fake_payments import SECRET as PLATFORM_SECRET
 from tests.fake_payments import FakePaymentPlatform, signed_callback
@@ -34,18 +27,9 @@ from tests.test_payments import submitted
 SECRET = "platform-shared-secret"
 
 
-@pytest.fixture
-async def console(
-    engine: Engine, tmp_path, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[TestClient, Deps]]:  # type: ignore[no-untyped-def]
+@pytest.fixture(autouse=True)
+def callback_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYMENT_CALLBACK_SECRET", SECRET)
-    tracker = tracker_engine(tmp_path)
-    add_officers(engine)
-    deps = make_deps(engine, tracker, catalogue)
-    client = await start_client(deps)
-    yield client, deps
-    await client.close()
-    tracker.dispose()
 
 
 def new_payment(deps: Deps) -> tuple[int, str, int]:

@@ -30,6 +30,20 @@ APP_ID, APP_SECRET, OA_SECRET, USER = "2553928453557884079", "app-secret", "oa-s
 ALWAYS = DispatchConfig(start=dt.time(0, 0), end=dt.time(23, 59, 59))
 
 
+def zalo_env(url: str, **extra: str) -> dict[str, str]:
+    """The Zalo channel of the servers (and of the deliverer) pointed at a fake Zalo API."""
+    return {
+        "ZALO_APP_ID": APP_ID,
+        "ZALO_APP_SECRET": APP_SECRET,
+        "ZALO_OA_SECRET": OA_SECRET,
+        "ZALO_API_URL": url,
+        "ZALO_OAUTH_URL": url,
+        "ZALO_ZNS_URL": url,
+        "ZALO_REFRESH_TOKEN": "refresh-0",
+        **extra,
+    }
+
+
 class OwnLoop:
     """Runs a fake API in a thread of its own, so blocking client code cannot stall it."""
 
@@ -74,15 +88,7 @@ async def test_reminder_to_dossier_through_zalo(tmp_path: Path, sqlite_template:
         )
         bind(s, "zalo", f"zalo:{USER}", person, "otp")
     touch_activity(engine, f"zalo:{USER}", "zalo")  # the citizen wrote recently: chat window open
-    env = {
-        "ZALO_APP_ID": APP_ID,
-        "ZALO_APP_SECRET": APP_SECRET,
-        "ZALO_OA_SECRET": OA_SECRET,
-        "ZALO_API_URL": fake.url,
-        "ZALO_OAUTH_URL": fake.url,
-        "ZALO_ZNS_URL": fake.url,
-        "ZALO_REFRESH_TOKEN": "refresh-0",
-    }
+    env = zalo_env(fake.url)
     servers = await asyncio.to_thread(Servers, tmp_path, url, env)
     try:
         assert scan(engine, get_catalogue(), today)["tam_tru_gia_han"] == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -31,16 +30,6 @@ from tests.model.server import TOKEN, Servers, copy_db, free_port
 pytestmark = [pytest.mark.model, pytest.mark.browser, pytest.mark.filterwarnings("ignore")]
 ARTIFACTS = PROJECT_ROOT / "var" / "test-artifacts" / "simulator"
 ZALO_CITIZEN, SMS_CITIZEN = "066190004321", "066190008765"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is required in CI (apt-get install chromium)")
-        pytest.skip("Chromium not installed (apt-get install chromium); browser tests skipped")
-    return path
 
 
 def seed(engine, today: dt.date) -> dt.date:  # type: ignore[no-untyped-def]

@@ -29,7 +29,7 @@ from scheduler.scan import scan
 from tests import factories
 from tests.fakes import FakeZalo
 from tests.model.server import TOKEN, Servers, copy_db
-from tests.model.test_reminder_end_to_end import APP_ID, APP_SECRET, OA_SECRET, OwnLoop
+from tests.model.test_reminder_end_to_end import APP_ID, APP_SECRET, OA_SECRET, OwnLoop, zalo_env
 
 pytestmark = [pytest.mark.model, pytest.mark.filterwarnings("ignore")]
 ALWAYS = DispatchConfig(start=dt.time(0, 0), end=dt.time(23, 59, 59))
@@ -117,16 +117,7 @@ async def test_templates_quota_care_hours_and_star_rating(
     today = dt.date.today()
     codes = seed(engine, today)
     (tmp_path / "templates.yml").write_text(TEMPLATES)
-    env = {
-        "ZALO_APP_ID": APP_ID,
-        "ZALO_APP_SECRET": APP_SECRET,
-        "ZALO_OA_SECRET": OA_SECRET,
-        "ZALO_API_URL": fake.url,
-        "ZALO_OAUTH_URL": fake.url,
-        "ZALO_ZNS_URL": fake.url,
-        "ZALO_REFRESH_TOKEN": "refresh-0",
-        "ZALO_ZNS_TEMPLATES": str(tmp_path / "templates.yml"),
-    }
+    env = zalo_env(fake.url, ZALO_ZNS_TEMPLATES=str(tmp_path / "templates.yml"))
     servers = await asyncio.to_thread(Servers, tmp_path, url, env)
     deliver_env = {
         **env,
@@ -185,14 +176,7 @@ async def test_the_rating_template_waits_for_its_hours(
     seed(engine, dt.date.today())
     (tmp_path / "templates.yml").write_text(TEMPLATES)
     env = {
-        "ZALO_APP_ID": APP_ID,
-        "ZALO_APP_SECRET": APP_SECRET,
-        "ZALO_OA_SECRET": OA_SECRET,
-        "ZALO_API_URL": fake.url,
-        "ZALO_OAUTH_URL": fake.url,
-        "ZALO_ZNS_URL": fake.url,
-        "ZALO_REFRESH_TOKEN": "refresh-0",
-        "ZALO_ZNS_TEMPLATES": str(tmp_path / "templates.yml"),
+        **zalo_env(fake.url, ZALO_ZNS_TEMPLATES=str(tmp_path / "templates.yml")),
         "ZALO_CARE_HOURS": hours_excluding_now(),
         "RASA_URL": "http://127.0.0.1:9",
         "RASA_AUTH_TOKEN": TOKEN,
