@@ -1,22 +1,25 @@
 """Signed, idempotent JSON POSTs to the province's systems (the dossier gateway, the payment
 platform): one signature scheme and one retry policy for both.
 
-`X-Signature: sha256=<hex>` is an HMAC-SHA256 over `X-Timestamp` + "." + body; the
+`X-Signature` is `bot.core.signing.sign` (HMAC-SHA256 over `X-Timestamp` + "." + body); the
 `Idempotency-Key` lets a retry after a timeout reach the other side without doing the work
 twice. Transport errors and 5xx are retried with exponential backoff and jitter; a 4xx is final.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import random
 import time
 
 import httpx
 
+from bot.core.signing import sign
+
 log = logging.getLogger(__name__)
+
+
+__all__ = ["NoAnswer", "Refused", "SignedPoster", "sign"]
 
 
 class Refused(RuntimeError):
@@ -29,11 +32,6 @@ class Refused(RuntimeError):
 
 class NoAnswer(RuntimeError):
     """Every attempt timed out, failed to connect or got a 5xx."""
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
 
 
 class SignedPoster:

@@ -1,7 +1,7 @@
 """Payment callbacks: proof that a fee arrived, checked before anything changes.
 
-A callback is trusted only with a valid HMAC-SHA256 signature (`X-Signature: sha256=<hex>` over
-`X-Timestamp` + "." + the raw body, key PAYMENT_CALLBACK_SECRET) and a timestamp no older than
+A callback is trusted only with a valid signature (`X-Signature`, `bot.core.signing.sign` with
+the key PAYMENT_CALLBACK_SECRET) and a timestamp no older than
 the configured age, so a captured callback cannot be replayed later. A trusted callback is
 stored once per transaction id (a repeat changes nothing) and applied only when its reference
 names a payable request and its amount is exactly what is owed; anything else is kept as a
@@ -12,7 +12,6 @@ before the money arrived) and never applied.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import json
 import re
@@ -31,6 +30,7 @@ from bot.core.lifecycles import (
     PaymentStatus,
 )
 from bot.core.models import Payment, PaymentCallback
+from bot.core.signing import sign
 from bot.governance import audit
 
 ACTOR = "payment-platform"
@@ -70,9 +70,9 @@ def signature_ok(
         return False
     if abs(now - sent) > max_age:
         return False
-    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    given = signature.strip().removeprefix("sha256=").lower()
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), mac.encode())
+    given = "sha256=" + signature.strip().removeprefix("sha256=").lower()
+    expected = sign(secret, timestamp, body)
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def parse_notice(body: bytes) -> PaymentNotice:
